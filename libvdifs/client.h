@@ -1,0 +1,3 @@
+#ifndef VDIFS_CLIENT_H
+#define VDIFS_CLIENT_H
+#endif
