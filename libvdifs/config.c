@@ -35,6 +35,31 @@ int config_parse_size(const char *s, uint64_t *out)
 	return 0;
 }
 
+/* Strings config_set allocated, so that a value set twice (file, then command
+ * line) frees the first.  Settings are few: a small table is enough. */
+static char *owned[128];
+
+static void config_owned_add(char *s)
+{
+	for (size_t i = 0; i < sizeof(owned) / sizeof(owned[0]); i++) {
+		if (!owned[i]) {
+			owned[i] = s;
+			return;
+		}
+	}
+}
+
+static bool config_owned_take(const char *s)
+{
+	for (size_t i = 0; i < sizeof(owned) / sizeof(owned[0]); i++) {
+		if (owned[i] == s) {
+			owned[i] = NULL;
+			return true;
+		}
+	}
+	return false;
+}
+
 static const struct config_opt *find_opt(const struct config_opt *opts, const char *key)
 {
 	for (; opts->key; opts++)
@@ -55,8 +80,12 @@ int config_set(const struct config_opt *opts, const char *key, const char *value
 		char *dup = strdup(value);
 		if (!dup)
 			return -ENOMEM;
-		/* Defaults are static strings; only free what we allocated. */
-		*(char **)o->ptr = dup;
+		char **slot = o->ptr;
+		/* Defaults are static strings: free only a value set here before. */
+		if (*slot && config_owned_take(*slot))
+			free(*slot);
+		*slot = dup;
+		config_owned_add(dup);
 		return 0;
 	}
 	case CONFIG_U32:

@@ -13,12 +13,14 @@
  * one handler per request frame on that base's thread.  A handler answers at
  * once with rpc_reply*() or later: it then keeps a struct rpc_request copy and
  * a reference on the connection (rpc_conn_ref/unref).  Replies to a closed
- * connection are dropped.  Malformed input is answered with rpc_reject(),
+ * connection are dropped.  Replies and refs are made on the server's
+ * event_base thread only.  Malformed input is answered with rpc_reject(),
  * which sends an error reply and closes the connection.
  *
  * Clients: an rpc_peer is one connection to one server, usable from any
  * thread.  Requests are pipelined and matched to replies by request id.
- * rpc_call_async() runs its callback on the peer's event_base thread;
+ * rpc_call_async() runs its callback on the peer's event_base thread (or, when
+ * the peer is freed or a blocking call times out, on the thread doing that);
  * rpc_call() blocks the calling thread (which must not be that thread).  When
  * a connection fails, every pending call completes with a negative errno and
  * the peer is dead: make a new one to reconnect.
@@ -52,6 +54,11 @@ int rpc_auth_generate_key(const char *path, char *err, size_t errlen);
 /* proof = HMAC-SHA256(key, label || n1 || n2). */
 void rpc_auth_proof(const struct rpc_auth *a, const char *label, const struct vdifs_nonce *n1,
 		    const struct vdifs_nonce *n2, struct vdifs_proof *out);
+
+/* Makes libevent thread-safe (evthread_use_pthreads).  Call once before
+ * creating any event_base that rpc peers or servers will use from more than
+ * one thread; rpc_loop_start() calls it itself.  Idempotent. */
+void rpc_global_init(void);
 
 /* ---- servers ---------------------------------------------------------------- */
 
