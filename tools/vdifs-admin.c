@@ -1,0 +1,234 @@
+/*
+ * vdifs-admin: cluster administration from the command line: volumes
+ * (create, list, remove, set), data servers (list) and cluster status.
+ * Quiet on success except for what was asked; --json for scripts.
+ */
+#include "config.h"
+#include "toolutil.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char usage[] =
+	"usage: vdifs-admin [OPTIONS] COMMAND [ARGS]\n"
+	"\n"
+	"Commands:\n"
+	"  volume create NAME [--chunk-size SIZE] [--replicas N]\n"
+	"  volume list\n"
+	"  volume remove NAME [--force]     (--force: remove a volume that still has files)\n"
+	"  volume set NAME KEY VALUE        (keys: replicas, chunk_size)\n"
+	"  ds list                          data servers, up or down, and their space\n"
+	"  status                           cluster summary\n"
+	"\n"
+	"Options:\n"
+	"  -C, --cluster DIR   use the cluster started by 'vdifs-cluster start DIR'\n"
+	"  --mds HOST:PORT     metadata server (default $VDIFS_MDS or 127.0.0.1:9400)\n"
+	"  --key-file FILE     cluster key (default $VDIFS_KEY_FILE or /etc/vdifs/cluster.key)\n"
+	"  --insecure          the cluster runs without a key\n"
+	"  --json              machine-readable output\n"
+	"  -h, --help          show this help\n"
+	"\n"
+	"Exit status: 0 success, 1 the operation failed, 2 bad usage.\n";
+
+static bool json;
+static bool force;
+static uint64_t chunk_size;
+static uint32_t replicas;
+
+static int print_volume(void *arg, const struct vdifs_vol_info *v)
+{
+	int *n = arg;
+	char cs[32];
+	if (json) {
+		printf("%s{\"id\":%u,\"name\":", (*n)++ ? "," : "", v->vol);
+		tool_json_string(stdout, v->name);
+		printf(",\"chunk_size\":%" PRIu64 ",\"replicas\":%u,\"inodes\":%" PRIu64 ",\"created\":%" PRId64 "}",
+		       v->chunk_size, v->replicas, v->inodes, v->created_s);
+	} else {
+		if ((*n)++ == 0)
+			printf("%-4s %-24s %-10s %-8s %s\n", "ID", "NAME", "CHUNK", "REPLICAS", "INODES");
+		printf("%-4u %-24s %-10s %-8u %" PRIu64 "\n", v->vol, v->name,
+		       tool_human_size(v->chunk_size, cs, sizeof(cs)), v->replicas, v->inodes);
+	}
+	return 0;
+}
+
+static int print_ds(void *arg, const struct vdifs_ds_info *d)
+{
+	int *n = arg;
+	char t[32], a[32], u[32];
+	if (json) {
+		printf("%s{\"id\":%u,\"uuid\":", (*n)++ ? "," : "", d->ds_id);
+		tool_json_string(stdout, d->uuid);
+		printf(",\"address\":\"%s:%u\",\"up\":%s,\"total\":%" PRIu64 ",\"avail\":%" PRIu64
+		       ",\"used\":%" PRIu64 ",\"chunks\":%" PRIu64 ",\"idle_ms\":%" PRId64 "}",
+		       d->host, d->port, d->up ? "true" : "false", d->total, d->avail, d->used, d->nchunks,
+		       d->idle_ms);
+	} else {
+		if ((*n)++ == 0)
+			printf("%-4s %-22s %-5s %-11s %-11s %-11s %s\n", "ID", "ADDRESS", "STATE", "TOTAL", "AVAIL",
+			       "USED", "CHUNKS");
+		char addr[300];
+		snprintf(addr, sizeof(addr), "%s:%u", d->host, d->port);
+		printf("%-4u %-22s %-5s %-11s %-11s %-11s %" PRIu64 "\n", d->ds_id, addr, d->up ? "up" : "DOWN",
+		       tool_human_size(d->total, t, sizeof(t)), tool_human_size(d->avail, a, sizeof(a)),
+		       tool_human_size(d->used, u, sizeof(u)), d->nchunks);
+	}
+	return 0;
+}
+
+static int fail(const char *what)
+{
+	tool_error("%s: %s", what, vdifs_last_error());
+	return 1;
+}
+
+static int cmd_volume(struct vdifs_client *c, int argc, char **argv)
+{
+	if (argc < 1) {
+		tool_error("volume: missing subcommand (create, list, remove, set)");
+		return 2;
+	}
+	const char *sub = argv[0];
+	if (strcmp(sub, "create") == 0 && argc == 2) {
+		struct vdifs_vol_info v;
+		if (vdifs_vol_create(c, argv[1], chunk_size, replicas, &v) < 0)
+			return fail(argv[1]);
+		if (json) {
+			int n = 0;
+			print_volume(&n, &v);
+			putchar('\n');
+		}
+		return 0;
+	}
+	if (strcmp(sub, "list") == 0 && argc == 1) {
+		int n = 0;
+		if (json)
+			putchar('[');
+		if (vdifs_vol_list(c, print_volume, &n) < 0)
+			return fail("volume list");
+		if (json)
+			printf("]\n");
+		return 0;
+	}
+	if (strcmp(sub, "remove") == 0 && argc == 2) {
+		int r = vdifs_vol_remove(c, argv[1], force ? VDIFS_VOL_REMOVE_FORCE : 0);
+		if (r < 0) {
+			int rc = fail(argv[1]);
+			if (r == -ENOTEMPTY)
+				fprintf(stderr, "%s: use --force to remove it with its files\n", tool_prog);
+			return rc;
+		}
+		return 0;
+	}
+	if (strcmp(sub, "set") == 0 && argc == 4) {
+		if (vdifs_vol_set(c, argv[1], argv[2], argv[3]) < 0)
+			return fail(argv[1]);
+		return 0;
+	}
+	tool_error("volume: bad arguments (see --help)");
+	return 2;
+}
+
+static int cmd_status(struct vdifs_client *c)
+{
+	struct msg_cluster_status_rep s;
+	if (vdifs_cluster_status(c, &s) < 0)
+		return fail("status");
+	if (json) {
+		printf("{\"volumes\":%u,\"ds_up\":%u,\"ds_total\":%u,\"chunks\":%" PRIu64 ",\"total\":%" PRIu64
+		       ",\"avail\":%" PRIu64 ",\"used\":%" PRIu64 "}\n",
+		       s.volumes, s.ds_up, s.ds_total, s.chunks, s.total, s.avail, s.used);
+		return 0;
+	}
+	char t[32], a[32], u[32];
+	printf("volumes:      %u\n", s.volumes);
+	printf("data servers: %u up of %u\n", s.ds_up, s.ds_total);
+	printf("chunks:       %" PRIu64 "\n", s.chunks);
+	printf("space:        %s total, %s available, %s used by chunks\n", tool_human_size(s.total, t, sizeof(t)),
+	       tool_human_size(s.avail, a, sizeof(a)), tool_human_size(s.used, u, sizeof(u)));
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	tool_prog = "vdifs-admin";
+	struct tool_target t;
+	tool_target_defaults(&t);
+	enum { O_MDS = 256, O_KEY, O_INSECURE, O_JSON, O_FORCE, O_CHUNK, O_REPLICAS };
+	static const struct option longopts[] = {
+		{"cluster", required_argument, NULL, 'C'}, {"mds", required_argument, NULL, O_MDS},
+		{"key-file", required_argument, NULL, O_KEY}, {"insecure", no_argument, NULL, O_INSECURE},
+		{"json", no_argument, NULL, O_JSON},        {"force", no_argument, NULL, O_FORCE},
+		{"chunk-size", required_argument, NULL, O_CHUNK},
+		{"replicas", required_argument, NULL, O_REPLICAS},
+		{"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
+	};
+	int opt;
+	while ((opt = getopt_long(argc, argv, "C:h", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'C':
+			if (tool_target_from_cluster_dir(&t, optarg) < 0)
+				return 1;
+			break;
+		case O_MDS: snprintf(t.mds, sizeof(t.mds), "%s", optarg); break;
+		case O_KEY: snprintf(t.key_file, sizeof(t.key_file), "%s", optarg); break;
+		case O_INSECURE: t.insecure = true; break;
+		case O_JSON: json = true; break;
+		case O_FORCE: force = true; break;
+		case O_CHUNK:
+			if (config_parse_size(optarg, &chunk_size) < 0) {
+				tool_error("--chunk-size: '%s' is not a size (e.g. 64M)", optarg);
+				return 2;
+			}
+			break;
+		case O_REPLICAS: {
+			char *end;
+			unsigned long v = strtoul(optarg, &end, 10);
+			if (*end || v < 1 || v > VDIFS_MAX_REPLICAS) {
+				tool_error("--replicas: '%s' is not a number from 1 to %d", optarg, VDIFS_MAX_REPLICAS);
+				return 2;
+			}
+			replicas = (uint32_t)v;
+			break;
+		}
+		case 'h': fputs(usage, stdout); return 0;
+		default: fputs(usage, stderr); return 2;
+		}
+	}
+	if (optind >= argc) {
+		fputs(usage, stderr);
+		return 2;
+	}
+	const char *cmd = argv[optind];
+	if (strcmp(cmd, "volume") && strcmp(cmd, "ds") && strcmp(cmd, "status")) {
+		tool_error("unknown command '%s' (see --help)", cmd);
+		return 2;
+	}
+	struct vdifs_client *c = tool_connect(&t, VDIFS_ROLE_ADMIN);
+	if (!c)
+		return 1;
+	int rc;
+	if (strcmp(cmd, "volume") == 0) {
+		rc = cmd_volume(c, argc - optind - 1, argv + optind + 1);
+	} else if (strcmp(cmd, "ds") == 0) {
+		if (optind + 1 >= argc || strcmp(argv[optind + 1], "list") != 0) {
+			tool_error("ds: expected 'ds list'");
+			rc = 2;
+		} else {
+			int n = 0;
+			if (json)
+				putchar('[');
+			rc = vdifs_ds_list(c, print_ds, &n) < 0 ? fail("ds list") : 0;
+			if (json && rc == 0)
+				printf("]\n");
+		}
+	} else {
+		rc = cmd_status(c);
+	}
+	vdifs_client_free(c);
+	return rc;
+}
