@@ -1,0 +1,20 @@
+#!/bin/bash
+# fio --verify=crc32c on the mount: 1 GiB with 1 MiB sequential and 4 KiB random
+# I/O, buffered and with --direct=1 (O_DIRECT, as qemu cache=none).
+. "$(dirname "$0")/lib.sh"
+start_cluster
+SIZE=${VDIFS_TEST_FIO_SIZE:-1G}
+run_fio() {
+	local name=$1; shift
+	log "fio $name"
+	fio --name="$name" --directory="$MNT" --filename="$name.dat" --size="$SIZE" \
+		--ioengine=psync --verify=crc32c --verify_fatal=1 --do_verify=1 \
+		--output-format=terse --minimal "$@" >"$WORK/$name.out" 2>&1 ||
+		{ cat "$WORK/$name.out" >&2; fail "fio $name"; }
+	rm -f "$MNT/$name.dat"
+}
+run_fio seq1m --rw=write --bs=1M
+run_fio rand4k --rw=randwrite --bs=4k --norandommap=0
+run_fio seq1m-direct --rw=write --bs=1M --direct=1
+run_fio rand4k-direct --rw=randwrite --bs=4k --direct=1 --ioengine=libaio --iodepth=16
+log "ok"

@@ -1,0 +1,83 @@
+# Shared helpers for the integration tests: each test starts its own cluster
+# (own ports, own temp dir), mounts it with FUSE, and cleans up on any exit:
+# unmount, stop the processes it started by their pids, remove the temp dir.
+# Sourced by the test scripts; BUILD is the meson build directory.
+set -euo pipefail
+
+: "${BUILD:?BUILD must point at the meson build directory}"
+export PATH="$BUILD/tools:$BUILD/mds:$BUILD/dataserver:$BUILD/client:$PATH"
+TEST_NAME=$(basename "$0" .sh)
+WORK=$(mktemp -d "/tmp/vdifs-$TEST_NAME.XXXXXX")
+C="$WORK/cluster"
+MNT="$C/mnt"
+EXTRA_MOUNTS=()
+EXTRA_PIDS=()
+
+log() { printf '[%s] %s\n' "$TEST_NAME" "$*"; }
+fail() { printf '[%s] FAIL: %s\n' "$TEST_NAME" "$*" >&2; exit 1; }
+
+cleanup() {
+	local rc=$?
+	set +e
+	for m in "${EXTRA_MOUNTS[@]}"; do
+		mountpoint -q "$m" && fusermount3 -u "$m" 2>/dev/null || fusermount3 -u -z "$m" 2>/dev/null
+	done
+	for p in "${EXTRA_PIDS[@]}"; do kill "$p" 2>/dev/null; done
+	if [ -f "$C/cluster.conf" ]; then
+		vdifs-cluster stop "$C" >/dev/null 2>&1
+	fi
+	if [ $rc -ne 0 ] && [ -d "$C/logs" ]; then
+		for f in "$C"/logs/*.log; do
+			echo "--- tail of $f ---" >&2
+			tail -n 30 "$f" >&2
+		done
+	fi
+	rm -rf "$WORK"
+	exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# A free base port with BASE..BASE+10 all unused (tests run in parallel).
+free_port_base() {
+	local base i busy
+	for _ in $(seq 1 50); do
+		base=$(( (RANDOM % 3000) * 10 + 20000 ))
+		busy=0
+		for i in $(seq 0 10); do
+			if ss -Htln "sport = :$((base + i))" | grep -q .; then busy=1; break; fi
+		done
+		[ $busy -eq 0 ] && { echo $base; return 0; }
+	done
+	return 1
+}
+
+# start_cluster [vdifs-cluster start options...]
+start_cluster() {
+	PORT=$(free_port_base) || fail "no free ports"
+	vdifs-cluster start "$C" --port "$PORT" "$@" || fail "cluster did not start"
+	mountpoint -q "$MNT" || fail "$MNT is not mounted"
+	MDS="127.0.0.1:$PORT"
+	KEY="$C/cluster.key"
+}
+
+# mount_again DIR: a second, independent mount of the same volume.
+mount_again() {
+	local dir=$1
+	mkdir -p "$dir"
+	local vol
+	vol=$(sed -n 's/^volume = //p' "$C/cluster.conf")
+	vdifs-mount -f -o keyfile="$KEY" "$MDS/$vol" "$dir" >"$WORK/$(basename "$dir").log" 2>&1 &
+	EXTRA_PIDS+=($!)
+	EXTRA_MOUNTS+=("$dir")
+	for _ in $(seq 1 200); do
+		mountpoint -q "$dir" && return 0
+		sleep 0.05
+	done
+	cat "$WORK/$(basename "$dir").log" >&2
+	fail "second mount at $dir did not come up"
+}
+
+pid_of() { cat "$C/run/$1.pid"; }
+
+drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || true; }
