@@ -26,6 +26,12 @@ cleanup() {
 	if [ -f "$C/cluster.conf" ]; then
 		vdifs-cluster stop "$C" >/dev/null 2>&1
 	fi
+	# Under sanitizers a server's report fails the test even if it went unseen.
+	if [ "${VDIFS_SANITIZE:-0}" = 1 ] && [ -d "$C/logs" ] &&
+		grep -l -E "ERROR: (Address|Leak)Sanitizer|runtime error:" "$C"/logs/*.log "$WORK"/*.log 2>/dev/null; then
+		echo "[$TEST_NAME] FAIL: sanitizer report in the server logs" >&2
+		[ $rc -eq 0 ] && rc=1
+	fi
 	if [ $rc -ne 0 ] && [ -d "$C/logs" ]; then
 		for f in "$C"/logs/*.log; do
 			echo "--- tail of $f ---" >&2

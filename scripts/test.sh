@@ -1,0 +1,18 @@
+#!/bin/bash
+# README's second command: install what is missing, build, and run the whole
+# test suite: unit and integration tests, then the unit tests and a set of
+# integration tests again in an ASan/UBSan build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/deps.sh
+echo "== build"
+scripts/build.sh build
+echo "== tests"
+meson test -C build --print-errorlogs --num-processes 2
+echo "== ASan/UBSan build"
+scripts/build.sh build-asan -Db_sanitize=address,undefined -Db_lundef=false
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+meson test -C build-asan --print-errorlogs --suite unit --num-processes 2
+VDIFS_SANITIZE=1 VDIFS_TEST_FIO_SIZE=256M meson test -C build-asan --print-errorlogs \
+	coreutils malformed_frames two_mounts mds_crash fio_verify
+echo "== all tests passed"
