@@ -57,5 +57,5 @@ for j in seqwrite seqread randwrite randread; do
 	ml=$(printf '%s\n' "${loc[@]}" | median)
 	mv=$(printf '%s\n' "${vd[@]}" | median)
 	unit=MB/s; case $j in rand*) unit=IOPS;; esac
-	printf '| %s (%s) | %s | %s | %.2f |\n' "$j" "$unit" "$ml" "$mv" "$(echo "$mv / $ml" | bc -l)"
+	printf '| %s (%s) | %s | %s | %s |\n' "$j" "$unit" "$ml" "$mv" "$(awk -v a="$mv" -v b="$ml" 'BEGIN { printf "%.2f", a / b }')"
 done
