@@ -104,6 +104,23 @@ __attribute__((format(printf, 1, 2))) static void client_seterr(const char *fmt,
 	client_err_transport = false;
 }
 
+/* "HOST:PORT: reason" with the reason in lower case as tools print it
+ * ("127.0.0.1:9400: connection refused"); why may carry the prefix already. */
+static void client_set_transport_err(const char *host, uint16_t port, const char *why)
+{
+	char prefix[300];
+	snprintf(prefix, sizeof(prefix), "%s:%u: ", host, port);
+	if (strncmp(why, prefix, strlen(prefix)) == 0)
+		why += strlen(prefix);
+	client_seterr("%s%s", prefix, why);
+	char *r = client_errbuf + strlen(prefix) < client_errbuf + sizeof(client_errbuf) - 1
+			  ? client_errbuf + strlen(prefix)
+			  : NULL;
+	if (r && r[0] >= 'A' && r[0] <= 'Z' && r[1] >= 'a' && r[1] <= 'z')
+		r[0] = (char)(r[0] - 'A' + 'a');
+	client_err_transport = true;
+}
+
 static uint64_t client_now_ms(void)
 {
 	struct timespec ts;
@@ -329,8 +346,7 @@ static int client_mds_call(struct vdifs_client *c, uint16_t type, const struct w
 				memset(res, 0, sizeof(*res));
 				continue;
 			}
-			client_seterr("%s:%u: %s", c->mds_host, c->mds_port, why);
-			client_err_transport = true;
+			client_set_transport_err(c->mds_host, c->mds_port, why);
 			return rc;
 		}
 		if (res->message[0])
