@@ -1,0 +1,517 @@
+/*
+ * handlers: one function per data-server message, dispatched by one switch
+ * (see handlers.h).
+ *
+ * The hot paths are DS_WRITE and DS_READ of 4 KiB..1 MiB.  A write goes to
+ * the chunkstore straight from the request frame; when it has replicas, the
+ * bytes are copied once (the frame dies with the handler call) and sent by
+ * reference to every replica over the pooled connections.  A read fills one
+ * reusable buffer that rpc_reply_data() copies into the socket's output.
+ *
+ * A forwarded operation (struct fwd_op) is reference counted: one reference
+ * until it has replied, one per call in flight.  rpc callbacks may run inside
+ * peerpool_drop()/peerpool_free(), so every path that can trigger them holds
+ * a reference of its own.
+ */
+#include "handlers.h"
+
+#include "log.h"
+#include "peerpool.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct handlers {
+	struct handlers_config cfg;
+	struct peerpool *peers;
+	void (*on_delete)(void *arg, uint64_t chunk_id);
+	void *on_delete_arg;
+	uint8_t *rbuf; /* DS_READ buffer, VDIFS_DATA_MAX bytes once used */
+};
+
+/* A replica to forward to, as decoded from a request's fwd records. */
+struct fwd_dest {
+	char host[VDIFS_NAME_MAX + 1];
+	uint16_t port;
+};
+
+struct fwd_op;
+
+struct fwd_target {
+	struct fwd_op *op;
+	struct rpc_peer *peer; /* valid while !done */
+	char addr[VDIFS_NAME_MAX + 8];
+	bool done;
+};
+
+struct fwd_op {
+	struct handlers *h;
+	struct rpc_request req; /* payload not kept: only conn, type and id */
+	int refs;
+	unsigned waiting; /* targets not done */
+	bool replied;
+	int status;       /* first failure, 0 if none */
+	char msg[512];
+	struct wbuf head;  /* the forwarded request (before the data) */
+	struct wbuf reply; /* the answer when every replica succeeded */
+	uint8_t *data;     /* owned copy of the bytes forwarded */
+	size_t dlen;
+	struct event *timer;
+	unsigned n;
+	struct fwd_target t[VDIFS_MAX_REPLICAS];
+};
+
+/* ---- forwarding ------------------------------------------------------------------ */
+
+static void op_put(struct fwd_op *op)
+{
+	if (--op->refs > 0)
+		return;
+	if (op->timer)
+		event_free(op->timer);
+	wbuf_free(&op->head);
+	wbuf_free(&op->reply);
+	free(op->data);
+	free(op);
+}
+
+/* Records a target's failure; the first failure is the one reported. */
+static void target_fail(struct fwd_target *t, int status, const char *why)
+{
+	struct fwd_op *op = t->op;
+	t->done = true;
+	op->waiting--;
+	if (op->status == 0) {
+		op->status = status < 0 ? status : -EIO;
+		snprintf(op->msg, sizeof(op->msg), "replica %s: %.200s", t->addr, why);
+	}
+}
+
+/* Replies once every target is done; drops the reference held until then. */
+static void op_finish_if_done(struct fwd_op *op)
+{
+	if (op->replied || op->waiting > 0)
+		return;
+	op->replied = true;
+	if (op->timer)
+		evtimer_del(op->timer);
+	if (op->status < 0) {
+		log_warn("%s: %s not done on every replica: %s", rpc_conn_peer(op->req.conn),
+			 proto_msg_name(op->req.type), op->msg);
+		rpc_reply_error(&op->req, op->status, "%s", op->msg);
+	} else {
+		rpc_reply(&op->req, &op->reply);
+	}
+	rpc_conn_unref(op->req.conn);
+	op_put(op);
+}
+
+static void fwd_reply_cb(void *arg, int status, const uint8_t *payload, uint32_t len)
+{
+	struct fwd_target *t = arg;
+	struct fwd_op *op = t->op;
+	if (!t->done) {
+		if (status >= 0) {
+			t->done = true;
+			op->waiting--;
+		} else if (payload) {
+			/* The replica answered with an error: pass its status on. */
+			struct msg_error_rep e;
+			char why[256];
+			if (msg_error_rep_decode(payload, len, &e) < 0 ||
+			    vbytes_to_cstr(e.message, why, sizeof(why)) < 0)
+				snprintf(why, sizeof(why), "%s", strerror(-status));
+			target_fail(t, status, why);
+		} else {
+			/* Transport failure: the replica is unreachable, not wrong. */
+			const char *why = rpc_peer_error(t->peer);
+			target_fail(t, -EIO, why && *why ? why : strerror(-status));
+		}
+	}
+	op_finish_if_done(op);
+	op_put(op);
+}
+
+static void fwd_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct fwd_op *op = arg;
+	op->refs++; /* callbacks run inside peerpool_drop() */
+	for (unsigned i = 0; i < op->n; i++) {
+		struct fwd_target *t = &op->t[i];
+		if (t->done)
+			continue;
+		char why[64];
+		snprintf(why, sizeof(why), "no reply within %u ms", op->h->cfg.fwd_timeout_ms);
+		struct rpc_peer *p = t->peer;
+		target_fail(t, -ETIMEDOUT, why);
+		/* A replica that does not answer is cut off: the next use reconnects. */
+		peerpool_drop(op->h->peers, p);
+	}
+	op_finish_if_done(op);
+	op_put(op);
+}
+
+/* Sends op->head (+ op->data) to every destination and arranges the reply.
+ * Takes over the request: it is answered later (or at once when every send
+ * failed). */
+static void fwd_start(struct fwd_op *op, const struct fwd_dest *dests, unsigned n)
+{
+	struct handlers *h = op->h;
+	rpc_conn_ref(op->req.conn);
+	op->n = n;
+	op->waiting = n;
+	op->refs++; /* ours, while sending */
+	for (unsigned i = 0; i < n; i++) {
+		struct fwd_target *t = &op->t[i];
+		t->op = op;
+		snprintf(t->addr, sizeof(t->addr), "%s:%u", dests[i].host, dests[i].port);
+		if (op->head.err) {
+			target_fail(t, -ENOMEM, "out of memory");
+			continue;
+		}
+		t->peer = peerpool_get(h->peers, dests[i].host, dests[i].port);
+		if (!t->peer) {
+			target_fail(t, -ENOMEM, "out of memory or too many peers");
+			continue;
+		}
+		op->refs++;
+		int rc = rpc_call_async(t->peer, op->req.type, &op->head, op->data, op->dlen, fwd_reply_cb, t);
+		if (rc < 0) {
+			op->refs--;
+			const char *why = rpc_peer_error(t->peer);
+			target_fail(t, -EIO, why && *why ? why : strerror(-rc));
+		}
+	}
+	if (op->waiting > 0) {
+		struct timeval tv = {.tv_sec = h->cfg.fwd_timeout_ms / 1000,
+				     .tv_usec = (h->cfg.fwd_timeout_ms % 1000) * 1000};
+		op->timer = evtimer_new(h->cfg.base, fwd_timeout_cb, op);
+		if (!op->timer || evtimer_add(op->timer, &tv) < 0)
+			log_error("no timer for a forwarded %s: it waits for its replicas", proto_msg_name(op->req.type));
+	}
+	op_finish_if_done(op);
+	op_put(op);
+}
+
+static struct fwd_op *op_new(struct handlers *h, const struct rpc_request *req)
+{
+	struct fwd_op *op = calloc(1, sizeof(*op));
+	if (!op)
+		return NULL;
+	op->h = h;
+	op->req = *req;
+	op->req.payload = NULL;
+	op->req.len = 0;
+	op->refs = 1;
+	wbuf_init(&op->head);
+	wbuf_init(&op->reply);
+	return op;
+}
+
+/* Decodes the fwd records of a request: 0 or -EBADMSG. */
+static int parse_fwd(uint32_t nfwd, struct vbytes blob, struct fwd_dest *out)
+{
+	struct wreader r;
+	if (nfwd > VDIFS_MAX_REPLICAS)
+		return -EBADMSG;
+	wreader_init(&r, blob.p, blob.len);
+	for (uint32_t i = 0; i < nfwd; i++) {
+		struct msg_replica m;
+		msg_replica_get(&r, &m);
+		if (r.err || m.host.len == 0 || memchr(m.host.p, '\0', m.host.len) || m.port == 0 ||
+		    vbytes_to_cstr(m.host, out[i].host, sizeof(out[i].host)) < 0)
+			return -EBADMSG;
+		out[i].port = m.port;
+	}
+	return wreader_finish(&r);
+}
+
+/* Answers now when there is nothing to forward, else forwards head (+ a copy
+ * of data) and answers when the replicas have.  reply is consumed. */
+static void reply_or_forward(struct handlers *h, const struct rpc_request *req, struct wbuf *reply,
+			     const struct fwd_dest *dests, unsigned n, struct wbuf *head,
+			     const void *data, size_t dlen)
+{
+	if (n == 0) {
+		rpc_reply(req, reply);
+		wbuf_free(reply);
+		return;
+	}
+	struct fwd_op *op = op_new(h, req);
+	if (op && dlen) {
+		op->data = malloc(dlen);
+		if (op->data) {
+			memcpy(op->data, data, dlen);
+			op->dlen = dlen;
+		}
+	}
+	if (!op || (dlen && !op->data)) {
+		if (op)
+			op_put(op);
+		wbuf_free(reply);
+		rpc_reply_error(req, -ENOMEM, "out of memory forwarding to replicas");
+		return;
+	}
+	op->reply = *reply;
+	op->head = *head;
+	wbuf_init(reply);
+	wbuf_init(head);
+	fwd_start(op, dests, n);
+}
+
+/* ---- handlers -------------------------------------------------------------------- */
+
+/* Error reply for a failed chunkstore call, with the replica's version when
+ * the caller's is stale. */
+static void reply_chunk_error(struct handlers *h, const struct rpc_request *req, int rc, uint64_t id,
+			      uint32_t version)
+{
+	struct chunkstore_stat st;
+	if (rc == -ESTALE && chunkstore_stat(h->cfg.store, id, &st) == 0)
+		rpc_reply_error(req, rc, "chunk %016" PRIx64 ": version %" PRIu32 " asked, this replica has %" PRIu32,
+				id, version, st.version);
+	else
+		rpc_reply_error(req, rc, "chunk %016" PRIx64 ": %s", id, strerror(-rc));
+}
+
+static void reject_malformed(const struct rpc_request *req)
+{
+	rpc_reject(req, -EBADMSG, "malformed %s", proto_msg_name(req->type));
+}
+
+static void handle_write(struct handlers *h, const struct rpc_request *req)
+{
+	struct msg_ds_write_req m;
+	struct fwd_dest dests[VDIFS_MAX_REPLICAS];
+	struct wbuf reply, head;
+	uint64_t alloc = 0;
+	if (msg_ds_write_req_decode(req->payload, req->len, &m) < 0 || parse_fwd(m.nfwd, m.fwd, dests) < 0) {
+		reject_malformed(req);
+		return;
+	}
+	int rc = chunkstore_write(h->cfg.store, m.chunk_id, m.version, m.chunk_size, m.offset, m.data.p,
+				  m.data.len, &alloc);
+	if (rc < 0) {
+		reply_chunk_error(h, req, rc, m.chunk_id, m.version);
+		return;
+	}
+	wbuf_init(&reply);
+	wbuf_init(&head);
+	msg_ds_io_rep_put(&reply, &(struct msg_ds_io_rep){.alloc = alloc});
+	if (m.nfwd) {
+		struct msg_ds_write_req f = m;
+		f.nfwd = 0;
+		f.fwd = (struct vbytes){NULL, 0};
+		msg_ds_write_req_put_head(&head, &f);
+	}
+	reply_or_forward(h, req, &reply, dests, m.nfwd, &head, m.data.p, m.data.len);
+	wbuf_free(&head);
+}
+
+static void handle_read(struct handlers *h, const struct rpc_request *req)
+{
+	struct msg_ds_read_req m;
+	struct wbuf head;
+	if (msg_ds_read_req_decode(req->payload, req->len, &m) < 0) {
+		reject_malformed(req);
+		return;
+	}
+	if (m.length > VDIFS_DATA_MAX) {
+		rpc_reply_error(req, -EINVAL, "read of %" PRIu32 " bytes is over the limit of %u", m.length,
+				VDIFS_DATA_MAX);
+		return;
+	}
+	if (!h->rbuf && !(h->rbuf = malloc(VDIFS_DATA_MAX))) {
+		rpc_reply_error(req, -ENOMEM, "out of memory");
+		return;
+	}
+	int rc = chunkstore_read(h->cfg.store, m.chunk_id, m.version, m.offset, h->rbuf, m.length);
+	if (rc < 0) {
+		reply_chunk_error(h, req, rc, m.chunk_id, m.version);
+		return;
+	}
+	wbuf_init(&head);
+	msg_ds_read_rep_put_head(&head, m.length);
+	rpc_reply_data(req, &head, h->rbuf, m.length);
+	wbuf_free(&head);
+}
+
+static void handle_punch(struct handlers *h, const struct rpc_request *req)
+{
+	struct msg_ds_punch_req m;
+	struct fwd_dest dests[VDIFS_MAX_REPLICAS];
+	struct wbuf reply, head;
+	uint64_t alloc = 0;
+	if (msg_ds_punch_req_decode(req->payload, req->len, &m) < 0 || parse_fwd(m.nfwd, m.fwd, dests) < 0) {
+		reject_malformed(req);
+		return;
+	}
+	int rc = chunkstore_punch(h->cfg.store, m.chunk_id, m.version, m.chunk_size, m.offset, m.length,
+				  &alloc);
+	if (rc < 0) {
+		reply_chunk_error(h, req, rc, m.chunk_id, m.version);
+		return;
+	}
+	wbuf_init(&reply);
+	wbuf_init(&head);
+	msg_ds_io_rep_put(&reply, &(struct msg_ds_io_rep){.alloc = alloc});
+	if (m.nfwd) {
+		struct msg_ds_punch_req f = m;
+		f.nfwd = 0;
+		f.fwd = (struct vbytes){NULL, 0};
+		msg_ds_punch_req_put(&head, &f);
+	}
+	reply_or_forward(h, req, &reply, dests, m.nfwd, &head, NULL, 0);
+	wbuf_free(&head);
+}
+
+static void handle_sync(struct handlers *h, const struct rpc_request *req)
+{
+	struct msg_ds_sync_req m;
+	struct fwd_dest dests[VDIFS_MAX_REPLICAS];
+	struct wbuf reply, head;
+	if (msg_ds_sync_req_decode(req->payload, req->len, &m) < 0 || parse_fwd(m.nfwd, m.fwd, dests) < 0) {
+		reject_malformed(req);
+		return;
+	}
+	int rc = chunkstore_sync(h->cfg.store, m.chunk_id, m.version);
+	if (rc < 0) {
+		reply_chunk_error(h, req, rc, m.chunk_id, m.version);
+		return;
+	}
+	wbuf_init(&reply);
+	wbuf_init(&head);
+	if (m.nfwd) {
+		struct msg_ds_sync_req f = m;
+		f.nfwd = 0;
+		f.fwd = (struct vbytes){NULL, 0};
+		msg_ds_sync_req_put(&head, &f);
+	}
+	reply_or_forward(h, req, &reply, dests, m.nfwd, &head, NULL, 0);
+	wbuf_free(&head);
+}
+
+static void handle_seek(struct handlers *h, const struct rpc_request *req)
+{
+	struct msg_ds_seek_req m;
+	bool found = false;
+	uint64_t off = 0;
+	if (msg_ds_seek_req_decode(req->payload, req->len, &m) < 0) {
+		reject_malformed(req);
+		return;
+	}
+	int whence = m.whence == VDIFS_SEEK_DATA   ? CHUNKSTORE_SEEK_DATA
+		     : m.whence == VDIFS_SEEK_HOLE ? CHUNKSTORE_SEEK_HOLE
+						   : -1;
+	int rc = chunkstore_seek(h->cfg.store, m.chunk_id, m.version, m.offset, whence, &found, &off);
+	if (rc < 0) {
+		reply_chunk_error(h, req, rc, m.chunk_id, m.version);
+		return;
+	}
+	struct wbuf reply;
+	wbuf_init(&reply);
+	/* off <= chunk size <= CHUNKSTORE_CHUNK_MAX: it fits the u32 field. */
+	msg_ds_seek_rep_put(&reply, &(struct msg_ds_seek_rep){.found = found, .offset = (uint32_t)off});
+	rpc_reply(req, &reply);
+	wbuf_free(&reply);
+}
+
+static void handle_stat(struct handlers *h, const struct rpc_request *req)
+{
+	struct msg_ds_chunk_req m;
+	struct chunkstore_stat st;
+	if (msg_ds_chunk_req_decode(req->payload, req->len, &m) < 0) {
+		reject_malformed(req);
+		return;
+	}
+	int rc = chunkstore_stat(h->cfg.store, m.chunk_id, &st);
+	if (rc < 0) {
+		reply_chunk_error(h, req, rc, m.chunk_id, 0);
+		return;
+	}
+	struct wbuf reply;
+	wbuf_init(&reply);
+	msg_ds_stat_rep_put(&reply, &(struct msg_ds_stat_rep){.version = st.version, .alloc = st.alloc,
+							      .chunk_size = st.chunk_size});
+	rpc_reply(req, &reply);
+	wbuf_free(&reply);
+}
+
+static void handle_delete(struct handlers *h, const struct rpc_request *req)
+{
+	struct msg_ds_chunk_req m;
+	if (msg_ds_chunk_req_decode(req->payload, req->len, &m) < 0) {
+		reject_malformed(req);
+		return;
+	}
+	int rc = chunkstore_delete(h->cfg.store, m.chunk_id);
+	if (rc < 0) {
+		reply_chunk_error(h, req, rc, m.chunk_id, 0);
+		return;
+	}
+	log_info("chunk %016" PRIx64 " deleted on request of %s", m.chunk_id, rpc_conn_peer(req->conn));
+	if (h->on_delete)
+		h->on_delete(h->on_delete_arg, m.chunk_id);
+	rpc_reply(req, NULL);
+}
+
+void handlers_dispatch(void *arg, const struct rpc_request *req)
+{
+	struct handlers *h = arg;
+	switch (req->type) {
+	case VDIFS_MSG_DS_WRITE: handle_write(h, req); break;
+	case VDIFS_MSG_DS_READ: handle_read(h, req); break;
+	case VDIFS_MSG_DS_PUNCH: handle_punch(h, req); break;
+	case VDIFS_MSG_DS_SYNC: handle_sync(h, req); break;
+	case VDIFS_MSG_DS_SEEK: handle_seek(h, req); break;
+	case VDIFS_MSG_DS_STAT: handle_stat(h, req); break;
+	case VDIFS_MSG_DS_DELETE: handle_delete(h, req); break;
+	default:
+		rpc_reject(req, -EOPNOTSUPP, "%s (type %u) is not a data-server request",
+			   proto_msg_name(req->type), req->type);
+		break;
+	}
+}
+
+struct handlers *handlers_new(const struct handlers_config *cfg)
+{
+	struct handlers *h = calloc(1, sizeof(*h));
+	if (!h)
+		return NULL;
+	h->cfg = *cfg;
+	if (!h->cfg.fwd_timeout_ms)
+		h->cfg.fwd_timeout_ms = HANDLERS_FWD_TIMEOUT_DEFAULT_MS;
+	struct peerpool_config pc = {
+		.base = cfg->base,
+		.auth = cfg->auth,
+		.name = cfg->name,
+		.max_payload = cfg->max_payload,
+	};
+	h->peers = peerpool_new(&pc);
+	if (!h->peers) {
+		free(h);
+		return NULL;
+	}
+	return h;
+}
+
+void handlers_on_delete(struct handlers *h, void (*fn)(void *arg, uint64_t chunk_id), void *arg)
+{
+	h->on_delete = fn;
+	h->on_delete_arg = arg;
+}
+
+void handlers_free(struct handlers *h)
+{
+	if (!h)
+		return;
+	peerpool_free(h->peers);
+	free(h->rbuf);
+	free(h);
+}

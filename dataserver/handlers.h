@@ -1,0 +1,46 @@
+/*
+ * handlers: the data server's requests (DS_WRITE, DS_READ, DS_PUNCH, DS_SYNC,
+ * DS_SEEK, DS_STAT, DS_DELETE) on its chunkstore.  DS_WRITE, DS_PUNCH and
+ * DS_SYNC are applied locally, then forwarded in parallel to the replicas the
+ * request names, and answered once every replica has answered (or one has
+ * failed or timed out: the reply then names that replica).
+ *
+ * Runs on the server's event loop thread, like the chunkstore it uses.
+ */
+#ifndef VDIFS_DS_HANDLERS_H
+#define VDIFS_DS_HANDLERS_H
+
+#include "chunkstore.h"
+#include "rpc.h"
+
+#include <stdint.h>
+
+#define HANDLERS_FWD_TIMEOUT_DEFAULT_MS 30000u
+
+struct event_base;
+struct handlers;
+
+struct handlers_config {
+	struct event_base *base;     /* the server's loop: forwards run on it */
+	struct chunkstore *store;    /* used, not owned */
+	const struct rpc_auth *auth; /* for connections to other data servers (copied) */
+	const char *name;            /* told to other data servers in HELLO */
+	uint32_t max_payload;        /* bound on replies from other data servers */
+	uint32_t fwd_timeout_ms;     /* a replica silent this long fails the operation (0: default) */
+};
+
+/* Handler state; NULL on ENOMEM. */
+struct handlers *handlers_new(const struct handlers_config *cfg);
+/* Sets a function called after each successful DS_DELETE (e.g. to report
+ * the deletion to the MDS); fn NULL removes it. */
+void handlers_on_delete(struct handlers *h, void (*fn)(void *arg, uint64_t chunk_id), void *arg);
+/* Closes the connections to other data servers: forwards still in flight
+ * complete with an error reply first.  NULL is a no-op. */
+void handlers_free(struct handlers *h);
+/* The rpc_handler_fn (arg: the struct handlers).  Answers every request
+ * exactly once, now or when its forwards complete; malformed requests are
+ * rejected (error reply and connection closed), unknown types get
+ * -EOPNOTSUPP. */
+void handlers_dispatch(void *arg, const struct rpc_request *req);
+
+#endif

@@ -1,0 +1,285 @@
+/*
+ * vdifs-ds: the data server daemon.  Parses the configuration, opens the
+ * chunk store, serves chunk I/O on one libevent loop (handlers.c), keeps the
+ * MDS informed (mdslink.c) and exits cleanly on SIGTERM/SIGINT.  Disk I/O
+ * runs on the loop thread: chunk files are cached open and nothing is synced
+ * except on DS_SYNC, so a request costs a few page-cache syscalls.
+ */
+#include "chunkstore.h"
+#include "config.h"
+#include "handlers.h"
+#include "log.h"
+#include "mdslink.h"
+#include "rpc.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#define PROG "vdifs-ds"
+
+struct ds_opts {
+	char *listen;
+	char *advertise;
+	char *mds;
+	char *data_dir;
+	char *data_dirs;
+	char *key_file;
+	bool insecure;
+	uint64_t max_payload;
+	uint32_t max_conns;
+	uint32_t idle_timeout_ms;
+	uint32_t fwd_timeout_ms;
+	uint32_t fd_cache;
+	char *log_level;
+	char *log_file;
+	char *pid_file;
+};
+
+static __attribute__((format(printf, 1, 2), noreturn)) void die(const char *fmt, ...)
+{
+	va_list ap;
+	fprintf(stderr, PROG ": ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(1);
+}
+
+/* Splits the comma-separated data_dirs and adds data_dir; dies on none. */
+static size_t collect_dirs(const struct ds_opts *o, char **dirs, size_t max)
+{
+	size_t n = 0;
+	if (o->data_dir && *o->data_dir)
+		dirs[n++] = o->data_dir;
+	if (o->data_dirs) {
+		char *list = strdup(o->data_dirs), *save = NULL;
+		if (!list)
+			die("out of memory");
+		for (char *d = strtok_r(list, ",", &save); d; d = strtok_r(NULL, ",", &save)) {
+			while (*d == ' ')
+				d++;
+			if (!*d)
+				continue;
+			if (n == max)
+				die("--data-dirs: more than %zu directories", max);
+			dirs[n++] = d; /* list is kept for the life of the process */
+		}
+	}
+	if (n == 0)
+		die("--data-dir: required (a directory for chunk files; --data-dirs DIR1,DIR2 for several)");
+	return n;
+}
+
+/* Takes an exclusive lock on dir/ds.lock so that two servers never share a
+ * store; the fd stays open (and locked) until exit. */
+static void lock_dir(const char *dir)
+{
+	char path[4096];
+	if (snprintf(path, sizeof(path), "%s/ds.lock", dir) >= (int)sizeof(path))
+		die("%s: path too long", dir);
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0)
+		die("%s: %s", path, strerror(errno));
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0)
+		die("%s: %s", dir, errno == EWOULDBLOCK ? "in use by another vdifs-ds" : strerror(errno));
+}
+
+static void write_pid_file(const char *path)
+{
+	FILE *f = fopen(path, "w");
+	if (!f || fprintf(f, "%ld\n", (long)getpid()) < 0 || fclose(f) != 0)
+		die("--pid-file: %s: %s", path, strerror(errno));
+}
+
+/* As many open files as allowed: chunk files are cached open. */
+static void raise_nofile(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+static void stop_cb(evutil_socket_t sig, short what, void *arg)
+{
+	(void)what;
+	log_info("signal %d: shutting down", (int)sig);
+	event_base_loopbreak(arg);
+}
+
+int main(int argc, char **argv)
+{
+	struct ds_opts o = {
+		.listen = "127.0.0.1:9401",
+		.mds = "127.0.0.1:9400",
+		.max_payload = VDIFS_DEFAULT_MAX_PAYLOAD,
+		.max_conns = 1024,
+		.idle_timeout_ms = 30000,
+		.fwd_timeout_ms = HANDLERS_FWD_TIMEOUT_DEFAULT_MS,
+		.fd_cache = CHUNKSTORE_FD_CACHE_DEFAULT,
+		.log_level = "info",
+	};
+	const struct config_opt opts[] = {
+		{"listen", CONFIG_STR, &o.listen, "HOST:PORT to serve chunk I/O on"},
+		{"advertise", CONFIG_STR, &o.advertise, "HOST:PORT clients and peers reach us at (default: --listen)"},
+		{"mds", CONFIG_STR, &o.mds, "HOST:PORT of the metadata server"},
+		{"data_dir", CONFIG_STR, &o.data_dir, "directory for chunk files"},
+		{"data_dirs", CONFIG_STR, &o.data_dirs, "several directories for chunk files, comma-separated"},
+		{"key_file", CONFIG_STR, &o.key_file, "cluster key file"},
+		{"insecure", CONFIG_BOOL, &o.insecure, "run without a cluster key (no authentication)"},
+		{"max_payload", CONFIG_SIZE, &o.max_payload, "largest request frame accepted"},
+		{"max_conns", CONFIG_U32, &o.max_conns, "most client connections at once"},
+		{"idle_timeout_ms", CONFIG_U32, &o.idle_timeout_ms, "close a connection stalled mid-frame this long"},
+		{"fwd_timeout_ms", CONFIG_U32, &o.fwd_timeout_ms, "fail a forwarded write a replica leaves unanswered this long"},
+		{"fd_cache", CONFIG_U32, &o.fd_cache, "chunk files kept open"},
+		{"log_level", CONFIG_STR, &o.log_level, "error, warn, info or debug"},
+		{"log_file", CONFIG_STR, &o.log_file, "append the log here instead of stderr"},
+		{"pid_file", CONFIG_STR, &o.pid_file, "write the process id here"},
+		{NULL, 0, NULL, NULL},
+	};
+	char err[512];
+	int first_arg;
+	bool help;
+	if (config_parse_args(opts, argc, argv, &first_arg, &help, err, sizeof(err)) < 0)
+		die("%s", err);
+	if (help) {
+		config_print_help(opts, "usage: " PROG " [--config FILE] [OPTIONS]\n\n"
+					"Serves chunk replicas from local directories to vdifs clients and peers.");
+		return 0;
+	}
+	if (first_arg < argc)
+		die("%s: unexpected argument (see --help)", argv[first_arg]);
+
+	enum log_level level;
+	if (log_level_parse(o.log_level, &level) < 0)
+		die("--log-level: '%s' is not error, warn, info or debug", o.log_level);
+	log_init(PROG, level);
+	if (o.log_file && log_open(o.log_file) < 0)
+		die("--log-file: %s: %s", o.log_file, strerror(errno));
+
+	char lhost[256], ahost[256], mhost[256];
+	uint16_t lport, aport, mport;
+	if (rpc_parse_hostport(o.listen, lhost, &lport) < 0)
+		die("--listen: '%s' is not HOST:PORT", o.listen);
+	if (rpc_parse_hostport(o.mds, mhost, &mport) < 0 || mport == 0)
+		die("--mds: '%s' is not HOST:PORT", o.mds);
+	if (o.advertise && (rpc_parse_hostport(o.advertise, ahost, &aport) < 0 || aport == 0))
+		die("--advertise: '%s' is not HOST:PORT", o.advertise);
+	if (!o.advertise && (strcmp(lhost, "0.0.0.0") == 0 || strcmp(lhost, "::") == 0))
+		die("--advertise: required when listening on the wildcard address %s", lhost);
+	if (o.max_payload < 65536 + 4096 || o.max_payload > (256u << 20))
+		die("--max-payload: %llu is outside 68K..256M", (unsigned long long)o.max_payload);
+	if (o.fd_cache == 0)
+		die("--fd-cache: must be at least 1");
+
+	struct rpc_auth auth = {.keylen = 0};
+	if (o.key_file && o.insecure)
+		die("--insecure: conflicts with --key-file (choose one)");
+	if (o.key_file && rpc_auth_load_key(&auth, o.key_file, err, sizeof(err)) < 0)
+		die("--key-file: %s", err);
+	if (!o.key_file && !o.insecure)
+		die("cluster key: none given (use --key-file FILE, or --insecure to run without authentication)");
+
+	char *dirs[CHUNKSTORE_DIRS_MAX];
+	size_t ndirs = collect_dirs(&o, dirs, CHUNKSTORE_DIRS_MAX);
+	struct chunkstore_config scfg = {.dirs = (const char *const *)dirs, .ndirs = ndirs, .fd_cache = o.fd_cache};
+	struct chunkstore *store = NULL;
+	if (chunkstore_open(&scfg, &store, err, sizeof(err)) < 0)
+		die("data directory: %s", err);
+	for (size_t i = 0; i < ndirs; i++)
+		lock_dir(dirs[i]);
+	char uuid[MDSLINK_UUID_MAX + 1];
+	if (mdslink_load_uuid(dirs[0], uuid, sizeof(uuid), err, sizeof(err)) < 0)
+		die("uuid: %s", err);
+
+	signal(SIGPIPE, SIG_IGN);
+	raise_nofile();
+	rpc_global_init();
+	struct event_base *base = event_base_new();
+	if (!base)
+		die("event loop: cannot create");
+
+	char name[300];
+	struct handlers_config hcfg = {
+		.base = base,
+		.store = store,
+		.auth = &auth,
+		.name = name,
+		.max_payload = (uint32_t)o.max_payload,
+		.fwd_timeout_ms = o.fwd_timeout_ms,
+	};
+	struct rpc_server_config rcfg = {
+		.name = "ds",
+		.host = lhost,
+		.port = lport,
+		.max_payload = (uint32_t)o.max_payload,
+		.max_conns = o.max_conns,
+		.idle_timeout_ms = o.idle_timeout_ms,
+		.auth = &auth,
+		.handler = handlers_dispatch,
+	};
+	snprintf(name, sizeof(name), "ds %s", o.advertise ? o.advertise : o.listen);
+	struct handlers *h = handlers_new(&hcfg);
+	if (!h)
+		die("out of memory");
+	rcfg.arg = h;
+	struct rpc_server *srv = rpc_server_start(base, &rcfg, err, sizeof(err));
+	if (!srv)
+		die("--listen: %s", err);
+	if (!o.advertise) {
+		snprintf(ahost, sizeof(ahost), "%s", lhost);
+		aport = rpc_server_port(srv);
+	}
+	struct mdslink_config mcfg = {
+		.base = base,
+		.store = store,
+		.auth = &auth,
+		.mds_host = mhost,
+		.mds_port = mport,
+		.adv_host = ahost,
+		.adv_port = aport,
+		.uuid = uuid,
+		.max_payload = (uint32_t)o.max_payload,
+	};
+	struct mdslink *link = mdslink_start(&mcfg);
+	if (!link)
+		die("out of memory");
+	handlers_on_delete(h, mdslink_note_deleted, link);
+
+	struct event *sigterm = evsignal_new(base, SIGTERM, stop_cb, base);
+	struct event *sigint = evsignal_new(base, SIGINT, stop_cb, base);
+	if (!sigterm || !sigint || evsignal_add(sigterm, NULL) < 0 || evsignal_add(sigint, NULL) < 0)
+		die("signal handlers: cannot install");
+	if (o.pid_file)
+		write_pid_file(o.pid_file);
+
+	struct chunkstore_space sp;
+	chunkstore_space(store, &sp);
+	log_info("serving %llu chunks from %zu director%s on %s:%u (advertised %s:%u), MDS %s:%u%s",
+		 (unsigned long long)sp.nchunks, ndirs, ndirs == 1 ? "y" : "ies", lhost, rpc_server_port(srv),
+		 ahost, aport, mhost, mport, auth.keylen ? "" : ", insecure");
+	event_base_dispatch(base);
+
+	event_free(sigterm);
+	event_free(sigint);
+	mdslink_stop(link);
+	rpc_server_free(srv);
+	handlers_free(h);
+	chunkstore_close(store);
+	event_base_free(base);
+	if (o.pid_file)
+		unlink(o.pid_file);
+	log_info("stopped");
+	return 0;
+}

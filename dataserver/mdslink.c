@@ -1,0 +1,480 @@
+/*
+ * mdslink: registration and heartbeats to the MDS (see mdslink.h).
+ *
+ * One connection, at most one call on it at a time: a register, then one
+ * heartbeat per tick (a tick that finds the previous heartbeat unanswered
+ * counts a miss; several misses in a row drop the connection).  States:
+ *
+ *   DOWN --retry timer--> REGISTERING --reply ok--> UP --heartbeat...
+ *     ^                        | error                | transport error,
+ *     +------------------------+-----------------------+ MDS forgot us
+ *
+ * Deletions are reported as a list of chunk ids that is trimmed only when a
+ * heartbeat carrying them was acknowledged, so none is lost to an outage.
+ * Nothing here is hot: one small message per second.
+ */
+#include "mdslink.h"
+
+#include "log.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#define HEARTBEAT_DEFAULT_MS 1000u
+#define HEARTBEAT_MIN_MS 50u
+#define HEARTBEAT_MAX_MS 60000u
+#define HEARTBEAT_MISSES 5u          /* unanswered ticks before the MDS is given up */
+#define REPORT_BATCH 65536u          /* deleted ids per heartbeat */
+
+enum link_state { LINK_DOWN, LINK_REGISTERING, LINK_UP };
+
+struct mdslink {
+	struct mdslink_config cfg;
+	struct rpc_auth auth;
+	char mds_host[256], adv_host[256], uuid[MDSLINK_UUID_MAX + 1], name[300];
+	enum link_state state;
+	struct rpc_peer *peer;
+	struct event *retry; /* one-shot: reconnect */
+	struct event *tick;  /* periodic: heartbeat */
+	uint32_t ds_id;
+	uint32_t heartbeat_ms;
+	bool in_flight;     /* a call is pending on peer */
+	unsigned misses;    /* ticks that found a heartbeat unanswered */
+	uint32_t reported;  /* ids of pending sent in the heartbeat in flight */
+	bool outage_logged; /* the current outage was logged */
+	bool ever_up;
+	uint64_t *pending;  /* deleted, not yet acknowledged by the MDS */
+	size_t npending, cap;
+};
+
+/* ---- uuid -------------------------------------------------------------------------- */
+
+static bool uuid_valid(const char *s)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n > MDSLINK_UUID_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f') ||
+		      (s[i] >= 'A' && s[i] <= 'F') || s[i] == '-'))
+			return false;
+	return true;
+}
+
+static int uuid_generate(char *out, size_t cap)
+{
+	uint8_t b[16];
+	size_t got = 0;
+	while (got < sizeof(b)) {
+		ssize_t n = getrandom(b + got, sizeof(b) - got, 0);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		got += (size_t)n;
+	}
+	b[6] = (uint8_t)((b[6] & 0x0f) | 0x40); /* RFC 4122 version 4 */
+	b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
+	snprintf(out, cap,
+		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+		 b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
+		 b[15]);
+	return 0;
+}
+
+/* Writes s durably to path: temporary file, fsync, rename, directory fsync. */
+static int write_durably(const char *dir, const char *path, const char *s)
+{
+	char tmp[4200];
+	int fd = -1, rc = 0;
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	size_t len = strlen(s);
+	if (write(fd, s, len) != (ssize_t)len || fsync(fd) < 0) {
+		rc = errno ? -errno : -EIO;
+		goto fail;
+	}
+	close(fd);
+	fd = -1;
+	if (rename(tmp, path) < 0) {
+		rc = -errno;
+		goto fail;
+	}
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0) {
+		fsync(dfd);
+		close(dfd);
+	}
+	return 0;
+fail:
+	if (fd >= 0)
+		close(fd);
+	unlink(tmp);
+	return rc;
+}
+
+int mdslink_load_uuid(const char *dir, char *out, size_t cap, char *err, size_t errlen)
+{
+	char path[4096], buf[MDSLINK_UUID_MAX + 16];
+	int rc;
+	if (cap < MDSLINK_UUID_MAX + 1) {
+		snprintf(err, errlen, "uuid buffer too small");
+		return -EINVAL;
+	}
+	if (snprintf(path, sizeof(path), "%s/%s", dir, MDSLINK_UUID_FILE) >= (int)sizeof(path)) {
+		snprintf(err, errlen, "%s: path too long", dir);
+		return -ENAMETOOLONG;
+	}
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		ssize_t got = read(fd, buf, sizeof(buf) - 1);
+		rc = got < 0 ? -errno : 0;
+		close(fd);
+		if (rc < 0) {
+			snprintf(err, errlen, "%s: %s", path, strerror(-rc));
+			return rc;
+		}
+		size_t n = got > 0 && (size_t)got < sizeof(buf) ? (size_t)got : 0;
+		buf[n] = '\0';
+		while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' ' || buf[n - 1] == '\r'))
+			buf[--n] = '\0';
+		if (!uuid_valid(buf)) {
+			snprintf(err, errlen, "%s: does not hold a uuid (remove it to make a new identity)", path);
+			return -EINVAL;
+		}
+		snprintf(out, cap, "%s", buf);
+		return 0;
+	}
+	if (errno != ENOENT) {
+		rc = -errno;
+		snprintf(err, errlen, "%s: %s", path, strerror(-rc));
+		return rc;
+	}
+	if ((rc = uuid_generate(buf, sizeof(buf))) < 0) {
+		snprintf(err, errlen, "no randomness for a uuid: %s", strerror(-rc));
+		return rc;
+	}
+	char line[sizeof(buf) + 2];
+	snprintf(line, sizeof(line), "%s\n", buf);
+	if ((rc = write_durably(dir, path, line)) < 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(-rc));
+		return rc;
+	}
+	log_info("new data server identity %s (in %s)", buf, path);
+	snprintf(out, cap, "%s", buf);
+	return 0;
+}
+
+/* ---- deletions ----------------------------------------------------------------------- */
+
+static void pending_add(struct mdslink *l, uint64_t id)
+{
+	if (l->npending >= MDSLINK_PENDING_MAX) {
+		log_warn("chunk %016" PRIx64 ": too many deletions waiting for the MDS; not reported", id);
+		return;
+	}
+	if (l->npending == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 256;
+		uint64_t *p = realloc(l->pending, cap * sizeof(*p));
+		if (!p) {
+			log_error("chunk %016" PRIx64 ": out of memory: deletion not reported", id);
+			return;
+		}
+		l->pending = p;
+		l->cap = cap;
+	}
+	l->pending[l->npending++] = id;
+}
+
+void mdslink_note_deleted(void *arg, uint64_t chunk_id) { pending_add(arg, chunk_id); }
+
+/* Deletes what the MDS listed; each id gone (or never here) is reported. */
+static void apply_deletes(struct mdslink *l, const struct msg_ds_heartbeat_rep *rep)
+{
+	unsigned done = 0;
+	for (uint32_t i = 0; i < rep->count; i++) {
+		uint64_t id = le_get64(rep->delete_ids.p + 8 * (size_t)i);
+		int rc = chunkstore_delete(l->cfg.store, id);
+		if (rc == 0 || rc == -ENOENT) {
+			pending_add(l, id);
+			done += rc == 0;
+		} else {
+			log_error("chunk %016" PRIx64 ": delete asked by the MDS failed: %s", id, strerror(-rc));
+		}
+	}
+	if (done)
+		log_info("deleted %u chunk%s on request of the MDS", done, done == 1 ? "" : "s");
+}
+
+/* ---- connection ------------------------------------------------------------------------ */
+
+static void register_cb(void *arg, int status, const uint8_t *payload, uint32_t len);
+static void heartbeat_cb(void *arg, int status, const uint8_t *payload, uint32_t len);
+
+static const char *reply_message(int status, const uint8_t *payload, uint32_t len, char *buf, size_t cap)
+{
+	struct msg_error_rep e;
+	if (payload && msg_error_rep_decode(payload, len, &e) == 0 && vbytes_to_cstr(e.message, buf, cap) == 0)
+		return buf;
+	snprintf(buf, cap, "%s", strerror(-status));
+	return buf;
+}
+
+/* The MDS is gone (or refused us): stop heartbeating, retry in a second.
+ * The peer is freed by the retry, never inside its own callback. */
+static void link_lost(struct mdslink *l, const char *why)
+{
+	if (!l->outage_logged) {
+		log_warn("MDS %s:%u: %s; retrying every %u ms", l->mds_host, l->cfg.mds_port, why,
+			 MDSLINK_RETRY_MS);
+		l->outage_logged = true;
+	} else {
+		log_debug("MDS %s:%u: %s", l->mds_host, l->cfg.mds_port, why);
+	}
+	l->state = LINK_DOWN;
+	l->in_flight = false;
+	evtimer_del(l->tick);
+	struct timeval tv = {.tv_sec = MDSLINK_RETRY_MS / 1000, .tv_usec = (MDSLINK_RETRY_MS % 1000) * 1000};
+	evtimer_add(l->retry, &tv);
+}
+
+static int fill_space(struct mdslink *l, struct chunkstore_space *sp)
+{
+	int rc = chunkstore_space(l->cfg.store, sp);
+	if (rc < 0)
+		log_warn("statvfs of the data directories: %s", strerror(-rc));
+	return rc;
+}
+
+static void send_register(struct mdslink *l)
+{
+	struct chunkstore_space sp;
+	struct wbuf b;
+	fill_space(l, &sp);
+	struct msg_ds_register_req m = {
+		.uuid = {(const uint8_t *)l->uuid, (uint32_t)strlen(l->uuid)},
+		.host = {(const uint8_t *)l->adv_host, (uint32_t)strlen(l->adv_host)},
+		.port = l->cfg.adv_port,
+		.total = sp.total,
+		.avail = sp.avail,
+		.used = sp.used,
+		.nchunks = sp.nchunks,
+	};
+	wbuf_init(&b);
+	msg_ds_register_req_put(&b, &m);
+	l->state = LINK_REGISTERING;
+	l->in_flight = true;
+	int rc = rpc_call_async(l->peer, VDIFS_MSG_DS_REGISTER, &b, NULL, 0, register_cb, l);
+	wbuf_free(&b);
+	if (rc < 0) {
+		const char *why = rpc_peer_error(l->peer);
+		link_lost(l, why && *why ? why : strerror(-rc));
+	}
+}
+
+static void retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct mdslink *l = arg;
+	if (l->peer)
+		rpc_peer_free(l->peer); /* dead or refused us: nothing pending on it */
+	struct rpc_peer_config pc = {
+		.host = l->mds_host,
+		.port = l->cfg.mds_port,
+		.auth = &l->auth,
+		.role = VDIFS_ROLE_DS,
+		.name = l->name,
+		.max_payload = l->cfg.max_payload,
+		.connect_timeout_ms = 3000,
+	};
+	l->peer = rpc_peer_new(l->cfg.base, &pc);
+	if (!l->peer) {
+		link_lost(l, "out of memory");
+		return;
+	}
+	send_register(l);
+}
+
+static void register_cb(void *arg, int status, const uint8_t *payload, uint32_t len)
+{
+	struct mdslink *l = arg;
+	struct msg_ds_register_rep rep;
+	char why[256];
+	l->in_flight = false;
+	if (status == -ECANCELED && !payload)
+		return; /* mdslink_stop */
+	if (status < 0) {
+		link_lost(l, reply_message(status, payload, len, why, sizeof(why)));
+		return;
+	}
+	if (msg_ds_register_rep_decode(payload, len, &rep) < 0) {
+		link_lost(l, "malformed DS_REGISTER reply");
+		return;
+	}
+	uint32_t hb = rep.heartbeat_ms ? rep.heartbeat_ms : HEARTBEAT_DEFAULT_MS;
+	hb = hb < HEARTBEAT_MIN_MS ? HEARTBEAT_MIN_MS : hb > HEARTBEAT_MAX_MS ? HEARTBEAT_MAX_MS : hb;
+	if (!l->ever_up || l->outage_logged || rep.ds_id != l->ds_id)
+		log_info("registered with the MDS at %s:%u as data server %" PRIu32 " (uuid %s, %s:%u, heartbeat every %" PRIu32 " ms)",
+			 l->mds_host, l->cfg.mds_port, rep.ds_id, l->uuid, l->adv_host, l->cfg.adv_port, hb);
+	l->ds_id = rep.ds_id;
+	l->heartbeat_ms = hb;
+	l->state = LINK_UP;
+	l->ever_up = true;
+	l->outage_logged = false;
+	l->misses = 0;
+	struct timeval tv = {.tv_sec = hb / 1000, .tv_usec = (hb % 1000) * 1000};
+	evtimer_del(l->tick);
+	event_add(l->tick, &tv);
+}
+
+static void send_heartbeat(struct mdslink *l)
+{
+	struct chunkstore_space sp;
+	struct wbuf b, ids;
+	fill_space(l, &sp);
+	uint32_t n = l->npending < REPORT_BATCH ? (uint32_t)l->npending : REPORT_BATCH;
+	/* An unlink reported but lost in a crash would come back as an orphan. */
+	if (n > 0 && chunkstore_sync_deletes(l->cfg.store) < 0)
+		n = 0;
+	wbuf_init(&b);
+	wbuf_init(&ids);
+	for (uint32_t i = 0; i < n; i++)
+		wbuf_put_u64(&ids, l->pending[i]);
+	struct msg_ds_heartbeat_req m = {
+		.ds_id = l->ds_id,
+		.total = sp.total,
+		.avail = sp.avail,
+		.used = sp.used,
+		.nchunks = sp.nchunks,
+		.count = n,
+		.deleted = {ids.data, (uint32_t)ids.len},
+	};
+	msg_ds_heartbeat_req_put(&b, &m);
+	l->reported = n;
+	l->in_flight = true;
+	int rc = b.err || ids.err ? -ENOMEM
+				  : rpc_call_async(l->peer, VDIFS_MSG_DS_HEARTBEAT, &b, NULL, 0, heartbeat_cb, l);
+	wbuf_free(&b);
+	wbuf_free(&ids);
+	if (rc < 0) {
+		const char *why = rpc_peer_error(l->peer);
+		link_lost(l, why && *why ? why : strerror(-rc));
+	}
+}
+
+static void tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct mdslink *l = arg;
+	if (l->state != LINK_UP)
+		return;
+	if (l->in_flight) {
+		if (++l->misses >= HEARTBEAT_MISSES) {
+			char why[96];
+			snprintf(why, sizeof(why), "no heartbeat reply for %u ms", l->misses * l->heartbeat_ms);
+			/* Fail the pending call so a late reply cannot be taken for a new one. */
+			rpc_peer_free(l->peer);
+			l->peer = NULL;
+			link_lost(l, why);
+		}
+		return;
+	}
+	send_heartbeat(l);
+}
+
+static void heartbeat_cb(void *arg, int status, const uint8_t *payload, uint32_t len)
+{
+	struct mdslink *l = arg;
+	struct msg_ds_heartbeat_rep rep;
+	char why[256];
+	if (status == -ECANCELED && !payload)
+		return; /* mdslink_stop, or given up by tick_cb */
+	l->in_flight = false;
+	l->misses = 0;
+	if (status == -ENOENT && payload) {
+		/* The MDS does not know our id (its registry was reset): register again. */
+		log_warn("MDS %s:%u does not know data server %" PRIu32 ": registering again", l->mds_host,
+			 l->cfg.mds_port, l->ds_id);
+		evtimer_del(l->tick);
+		send_register(l);
+		return;
+	}
+	if (status < 0 && !payload) {
+		link_lost(l, reply_message(status, payload, len, why, sizeof(why)));
+		return;
+	}
+	if (status < 0) {
+		log_warn("MDS %s:%u refused a heartbeat: %s", l->mds_host, l->cfg.mds_port,
+			 reply_message(status, payload, len, why, sizeof(why)));
+		return;
+	}
+	/* Acknowledged: the ids it carried are recorded by the MDS. */
+	memmove(l->pending, l->pending + l->reported, (l->npending - l->reported) * sizeof(*l->pending));
+	l->npending -= l->reported;
+	l->reported = 0;
+	if (msg_ds_heartbeat_rep_decode(payload, len, &rep) < 0 || (uint64_t)rep.count * 8 != rep.delete_ids.len) {
+		log_warn("MDS %s:%u: malformed DS_HEARTBEAT reply ignored", l->mds_host, l->cfg.mds_port);
+		return;
+	}
+	apply_deletes(l, &rep);
+}
+
+/* ---- life cycle ------------------------------------------------------------------------- */
+
+struct mdslink *mdslink_start(const struct mdslink_config *cfg)
+{
+	struct mdslink *l = calloc(1, sizeof(*l));
+	if (!l)
+		return NULL;
+	l->cfg = *cfg;
+	if (cfg->auth)
+		l->auth = *cfg->auth;
+	snprintf(l->mds_host, sizeof(l->mds_host), "%s", cfg->mds_host);
+	snprintf(l->adv_host, sizeof(l->adv_host), "%s", cfg->adv_host);
+	snprintf(l->uuid, sizeof(l->uuid), "%s", cfg->uuid);
+	snprintf(l->name, sizeof(l->name), "ds %s:%u", l->adv_host, cfg->adv_port);
+	l->cfg.auth = &l->auth;
+	l->cfg.mds_host = l->mds_host;
+	l->cfg.adv_host = l->adv_host;
+	l->cfg.uuid = l->uuid;
+	l->retry = evtimer_new(cfg->base, retry_cb, l);
+	l->tick = event_new(cfg->base, -1, EV_PERSIST, tick_cb, l);
+	if (!l->retry || !l->tick) {
+		mdslink_stop(l);
+		return NULL;
+	}
+	/* First attempt right away, through the same path as every retry. */
+	struct timeval now = {0, 0};
+	evtimer_add(l->retry, &now);
+	return l;
+}
+
+void mdslink_stop(struct mdslink *l)
+{
+	if (!l)
+		return;
+	if (l->retry)
+		event_free(l->retry);
+	if (l->tick)
+		event_free(l->tick);
+	/* Pending callbacks run inside the free with -ECANCELED and touch nothing. */
+	if (l->peer)
+		rpc_peer_free(l->peer);
+	free(l->pending);
+	free(l);
+}
+
+uint32_t mdslink_ds_id(const struct mdslink *l) { return l->ds_id; }
+bool mdslink_registered(const struct mdslink *l) { return l->state == LINK_UP; }
