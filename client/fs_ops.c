@@ -382,7 +382,10 @@ static void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 		fuse_reply_err(req, EROFS);
 		return;
 	}
+	int oflags = fi->flags & ~(O_CREAT | O_EXCL);
 	rc = vdifs_mknod(fs->c, dir, name, (mode & 07777) | S_IFREG, 0, ctx->uid, ctx->gid, &a);
+	if (rc == 0)
+		oflags &= ~O_TRUNC; /* new and empty */
 	if (rc == -EEXIST && !(fi->flags & O_EXCL)) {
 		/* Created meanwhile by someone else: open it as open(2) would. */
 		rc = vdifs_lookup(fs->c, dir, name, &a);
@@ -393,7 +396,7 @@ static void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 		fs_reply_err(req, "create", parent, rc);
 		return;
 	}
-	rc = vdifs_file_open(fs->c, a.ino, (uint32_t)(fi->flags & ~(O_CREAT | O_EXCL)), &f, &a);
+	rc = vdifs_file_open(fs->c, a.ino, (uint32_t)oflags, &f, &a);
 	if (rc != 0) {
 		fs_reply_err(req, "create", parent, rc);
 		return;

@@ -523,32 +523,43 @@ static int client_chunk_from_loc(struct vdifs_client *c, const struct msg_chunk_
 	return 0;
 }
 
-/* Fetches the whole layout of in from the MDS and installs it.  alloc_lock held. */
+/* Fetches the layout of in from the MDS for every chunk index up to its
+ * size and installs it.  LAYOUT answers index windows [first, first+max)
+ * and refuses (E2BIG) a window holding too many chunks: windows start large
+ * (one call for most files) and shrink on E2BIG.  alloc_lock held. */
 static int client_fetch_layout(struct vdifs_client *c, struct inode *in)
 {
 	struct vdifs_layout fresh;
-	uint64_t first = 0;
+	uint64_t first = 0, last, window = VDIFS_LAYOUT_WINDOW;
 	int rc = 0;
 
+	pthread_mutex_lock(&in->lock);
+	uint64_t size = in->size > in->attr.size ? in->size : in->attr.size;
+	pthread_mutex_unlock(&in->lock);
+	last = size ? (size - 1) / c->chunk_size : 0;
 	vdifs_layout_init(&fresh);
-	for (;;) {
+	while (first <= last) {
 		struct msg_layout_req m = { .vol = c->vol, .ino = in->ino, .first = first,
-					    .max = VDIFS_LAYOUT_PAGE };
+					    .max = (uint32_t)window };
 		struct wbuf b;
 		struct rpc_result res;
 		struct msg_list_rep rep;
 		struct wreader r;
-		uint32_t got = 0;
 
 		wbuf_init(&b);
 		msg_layout_req_put(&b, &m);
 		rc = client_mds_call(c, VDIFS_MSG_LAYOUT, &b, &res);
 		wbuf_free(&b);
+		if (rc == -E2BIG && window > VDIFS_LAYOUT_MIN_WINDOW) {
+			rpc_result_free(&res);
+			window /= 8;
+			continue;
+		}
 		if (rc == 0 && msg_list_rep_decode(res.payload, res.len, &rep) != 0)
 			rc = client_bad_reply(VDIFS_MSG_LAYOUT);
 		if (rc == 0) {
 			wreader_init(&r, rep.items.p, rep.items.len);
-			for (got = 0; got < rep.count && rc == 0; got++) {
+			for (uint32_t got = 0; got < rep.count && rc == 0; got++) {
 				struct msg_chunk_loc loc;
 				struct vdifs_chunk ch;
 				msg_chunk_loc_get(&r, &loc);
@@ -558,14 +569,14 @@ static int client_fetch_layout(struct vdifs_client *c, struct inode *in)
 				}
 				if (vdifs_layout_put(&fresh, &ch) != 0)
 					rc = -ENOMEM;
-				first = ch.index + 1;
 			}
 			if (rc == 0 && wreader_finish(&r) != 0)
 				rc = client_bad_reply(VDIFS_MSG_LAYOUT);
 		}
 		rpc_result_free(&res);
-		if (rc != 0 || got < VDIFS_LAYOUT_PAGE || first == 0)
+		if (rc != 0 || first + window < first)
 			break;
+		first += window;
 	}
 	if (rc != 0) {
 		vdifs_layout_free(&fresh);
@@ -1166,24 +1177,24 @@ ssize_t vdifs_file_pwrite(struct vdifs_file *f, const void *buf, size_t len, uin
 	io_wait(&b);
 	io_batch_destroy(&b);
 
-	/* Retry failures once: on a fresh connection, or with a fresh chunk. */
+	/* Retry a failure: first on a fresh connection (the old one broke), then
+	 * with the chunk as the MDS sees it now (new version or replica set). */
 	for (size_t i = 0; i < n && rc == 0; i++) {
 		struct io_op *op = &ops[i];
-		if (op->status == 0)
-			continue;
-		if (!io_transport_failed(op)) {
-			if (op->status != -ESTALE) {
-				io_seterr(op, 0);
-				rc = op->status;
+		for (int attempt = 0; attempt < 3 && op->status != 0; attempt++) {
+			bool transport = io_transport_failed(op);
+			if (!transport && op->status != -ESTALE)
 				break;
+			if (!transport || attempt > 0) {
+				client_chunk_invalidate(in, op->sp.index, op->ch.chunk_id);
+				rc = client_writable_chunk(c, in, op->sp.index, &op->ch);
+				if (rc != 0)
+					break;
+				io_encode_write(op, c->chunk_size);
 			}
-			client_chunk_invalidate(in, op->sp.index, op->ch.chunk_id);
-			rc = client_writable_chunk(c, in, op->sp.index, &op->ch);
-			if (rc != 0)
-				break;
-			io_encode_write(op, c->chunk_size);
+			io_run1(c, op, 0, (const uint8_t *)buf + op->sp.pos, op->sp.len);
 		}
-		if (io_run1(c, op, 0, (const uint8_t *)buf + op->sp.pos, op->sp.len) != 0) {
+		if (rc == 0 && op->status != 0) {
 			io_seterr(op, 0);
 			rc = op->status;
 		}
@@ -1367,7 +1378,8 @@ int vdifs_file_fsync(struct vdifs_file *f)
 		struct io_op *op = &ops[i];
 		if (op->status != 0 && io_transport_failed(op))
 			io_run1(c, op, 0, NULL, 0);
-		if (op->status == 0)
+		/* ENOENT: no write ever created the chunk, nothing to make durable. */
+		if (op->status == 0 || op->status == -ENOENT)
 			continue;
 		if (rc == 0) {
 			io_seterr(op, 0);

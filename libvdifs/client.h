@@ -37,7 +37,8 @@
 
 #define VDIFS_DS_CONNS 4                 /* connections per data server */
 #define VDIFS_IO_UNIT (1u << 20)         /* largest DS_READ/DS_WRITE payload sent */
-#define VDIFS_LAYOUT_PAGE 1024           /* chunk records asked per LAYOUT call */
+#define VDIFS_LAYOUT_WINDOW (1u << 20)   /* chunk indexes asked per LAYOUT call at first */
+#define VDIFS_LAYOUT_MIN_WINDOW 1024     /* ... and at least, after E2BIG */
 #define VDIFS_READDIR_PAGE 1024          /* entries asked per READDIR call */
 
 struct vdifs_client;
