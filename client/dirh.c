@@ -49,13 +49,9 @@ int dirh_load(struct fs *fs, uint64_t ino, struct dirh **out)
 	*out = NULL;
 	if (!d)
 		return -ENOMEM;
-	/* ".." of the root is the root; elsewhere ask the MDS, which records
-	 * every directory's parent.  A failure there only costs the d_ino. */
-	if (ino != fs->root_ino) {
-		struct vdifs_attr pa;
-		if (vdifs_lookup(fs->c, ino, "..", &pa) == 0)
-			dotdot.ino = pa.ino;
-	}
+	/* The MDS does not name a directory's parent (LOOKUP ".." is EINVAL)
+	 * and the kernel resolves ".." itself, so only the d_ino of ".." in a
+	 * listing is approximate: the directory's own number, as for the root. */
 	rc = dirh_add(d, ".", &dot, true);
 	if (rc == 0)
 		rc = dirh_add(d, "..", &dotdot, true);
