@@ -128,6 +128,7 @@ static void fs_init(void *userdata, struct fuse_conn_info *conn)
 	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
 		conn->want |= FUSE_CAP_PARALLEL_DIROPS;
 	conn->max_write = VDIFS_IO_UNIT;
+	conn->max_read = VDIFS_IO_UNIT; /* as the max_read mount option main.c passes */
 	conn->max_background = 64;
 	conn->congestion_threshold = 48;
 }
@@ -636,12 +637,21 @@ static void fs_statfs(fuse_req_t req, fuse_ino_t ino)
 	fuse_reply_statfs(req, &sv);
 }
 
+/* POSIX ACLs are not supported (default_permissions checks mode bits only):
+ * storing them as plain xattrs would let cp -a "set" an ACL in place of the
+ * chmod it falls back to when they are refused. */
+static bool fs_is_acl(const char *name)
+{
+	return strcmp(name, "system.posix_acl_access") == 0 || strcmp(name, "system.posix_acl_default") == 0;
+}
+
 static void fs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value, size_t size,
 			int flags)
 {
 	struct fs *fs = fs_of(req);
-	int rc = fs->ro ? -EROFS
-			: vdifs_setxattr(fs->c, fs_from_fuse(fs, ino), name, value, size, (uint32_t)flags);
+	int rc = fs_is_acl(name) ? -EOPNOTSUPP
+		 : fs->ro	 ? -EROFS
+				 : vdifs_setxattr(fs->c, fs_from_fuse(fs, ino), name, value, size, (uint32_t)flags);
 	fs_reply_err(req, "setxattr", ino, rc);
 }
 
@@ -672,6 +682,10 @@ static void fs_reply_xattr_value(fuse_req_t req, const char *op, fuse_ino_t ino,
 
 static void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
+	if (fs_is_acl(name)) {
+		fuse_reply_err(req, EOPNOTSUPP);
+		return;
+	}
 	fs_reply_xattr_value(req, "getxattr", ino, name, size);
 }
 
@@ -683,7 +697,9 @@ static void fs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 static void fs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
 	struct fs *fs = fs_of(req);
-	int rc = fs->ro ? -EROFS : vdifs_removexattr(fs->c, fs_from_fuse(fs, ino), name);
+	int rc = fs_is_acl(name) ? -EOPNOTSUPP
+		 : fs->ro	 ? -EROFS
+				 : vdifs_removexattr(fs->c, fs_from_fuse(fs, ino), name);
 	fs_reply_err(req, "removexattr", ino, rc);
 }
 

@@ -18,6 +18,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -324,8 +325,11 @@ int main(int argc, char **argv)
 		if (!lcfg) {
 			rc = -ENOMEM;
 		} else {
-			unsigned idle = copts.max_idle_threads > MOUNT_MIN_IDLE_THREADS ? copts.max_idle_threads
-											 : MOUNT_MIN_IDLE_THREADS;
+			/* Idle threads are kept (not torn down per burst of requests):
+			 * all of them unless -o max_idle_threads says otherwise. */
+			unsigned idle = copts.max_idle_threads == UINT_MAX ? o.threads : copts.max_idle_threads;
+			if (idle < MOUNT_MIN_IDLE_THREADS)
+				idle = MOUNT_MIN_IDLE_THREADS;
 			unsigned maxt = o.threads > idle ? o.threads : idle;
 			fuse_loop_cfg_set_clone_fd(lcfg, 1);
 			fuse_loop_cfg_set_idle_threads(lcfg, idle);

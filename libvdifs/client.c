@@ -1543,6 +1543,9 @@ static int client_inode_setattr(struct vdifs_client *c, struct inode *in, const 
 			struct vdifs_span tail = { .index = sa->size / cs, .off = (uint32_t)(sa->size % cs),
 						   .len = (uint32_t)(cs - sa->size % cs) };
 			rc = client_punch_partial(c, in, &tail);
+			/* The space it freed, so the SETATTR reply counts it. */
+			if (rc == 0)
+				rc = client_inode_commit(c, in);
 			if (rc != 0)
 				return rc;
 		}
