@@ -21,6 +21,7 @@
 #include <event2/event.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -231,21 +232,33 @@ static const char *reply_message(int status, const uint8_t *payload, uint32_t le
 }
 
 /* The MDS is gone (or refused us): stop heartbeating, retry in a second.
- * The peer is freed by the retry, never inside its own callback. */
-static void link_lost(struct mdslink *l, const char *why)
+ * Logged once per outage.  The peer is freed by the retry, never inside its
+ * own callback. */
+static __attribute__((format(printf, 2, 3))) void link_lost(struct mdslink *l, const char *fmt, ...)
 {
+	char why[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
 	if (!l->outage_logged) {
-		log_warn("MDS %s:%u: %s; retrying every %u ms", l->mds_host, l->cfg.mds_port, why,
-			 MDSLINK_RETRY_MS);
+		log_warn("%s; retrying every %u ms", why, MDSLINK_RETRY_MS);
 		l->outage_logged = true;
 	} else {
-		log_debug("MDS %s:%u: %s", l->mds_host, l->cfg.mds_port, why);
+		log_debug("%s", why);
 	}
 	l->state = LINK_DOWN;
 	l->in_flight = false;
 	evtimer_del(l->tick);
 	struct timeval tv = {.tv_sec = MDSLINK_RETRY_MS / 1000, .tv_usec = (MDSLINK_RETRY_MS % 1000) * 1000};
 	evtimer_add(l->retry, &tv);
+}
+
+/* Why the connection failed (the peer's error names the address). */
+static const char *transport_error(struct mdslink *l, int status)
+{
+	const char *why = l->peer ? rpc_peer_error(l->peer) : NULL;
+	return why && *why ? why : strerror(-status);
 }
 
 static int fill_space(struct mdslink *l, struct chunkstore_space *sp)
@@ -276,10 +289,8 @@ static void send_register(struct mdslink *l)
 	l->in_flight = true;
 	int rc = rpc_call_async(l->peer, VDIFS_MSG_DS_REGISTER, &b, NULL, 0, register_cb, l);
 	wbuf_free(&b);
-	if (rc < 0) {
-		const char *why = rpc_peer_error(l->peer);
-		link_lost(l, why && *why ? why : strerror(-rc));
-	}
+	if (rc < 0)
+		link_lost(l, "cannot reach the MDS: %s", transport_error(l, rc));
 }
 
 static void retry_cb(evutil_socket_t fd, short what, void *arg)
@@ -300,7 +311,7 @@ static void retry_cb(evutil_socket_t fd, short what, void *arg)
 	};
 	l->peer = rpc_peer_new(l->cfg.base, &pc);
 	if (!l->peer) {
-		link_lost(l, "out of memory");
+		link_lost(l, "MDS %s:%u: out of memory for a connection", l->mds_host, l->cfg.mds_port);
 		return;
 	}
 	send_register(l);
@@ -314,12 +325,17 @@ static void register_cb(void *arg, int status, const uint8_t *payload, uint32_t 
 	l->in_flight = false;
 	if (status == -ECANCELED && !payload)
 		return; /* mdslink_stop */
+	if (status < 0 && !payload) {
+		link_lost(l, "cannot reach the MDS: %s", transport_error(l, status));
+		return;
+	}
 	if (status < 0) {
-		link_lost(l, reply_message(status, payload, len, why, sizeof(why)));
+		link_lost(l, "MDS %s:%u refused the registration: %s", l->mds_host, l->cfg.mds_port,
+			  reply_message(status, payload, len, why, sizeof(why)));
 		return;
 	}
 	if (msg_ds_register_rep_decode(payload, len, &rep) < 0) {
-		link_lost(l, "malformed DS_REGISTER reply");
+		link_lost(l, "MDS %s:%u: malformed DS_REGISTER reply", l->mds_host, l->cfg.mds_port);
 		return;
 	}
 	uint32_t hb = rep.heartbeat_ms ? rep.heartbeat_ms : HEARTBEAT_DEFAULT_MS;
@@ -367,10 +383,8 @@ static void send_heartbeat(struct mdslink *l)
 				  : rpc_call_async(l->peer, VDIFS_MSG_DS_HEARTBEAT, &b, NULL, 0, heartbeat_cb, l);
 	wbuf_free(&b);
 	wbuf_free(&ids);
-	if (rc < 0) {
-		const char *why = rpc_peer_error(l->peer);
-		link_lost(l, why && *why ? why : strerror(-rc));
-	}
+	if (rc < 0)
+		link_lost(l, "lost the MDS: %s", transport_error(l, rc));
 }
 
 static void tick_cb(evutil_socket_t fd, short what, void *arg)
@@ -382,12 +396,11 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	if (l->in_flight) {
 		if (++l->misses >= HEARTBEAT_MISSES) {
-			char why[96];
-			snprintf(why, sizeof(why), "no heartbeat reply for %u ms", l->misses * l->heartbeat_ms);
 			/* Fail the pending call so a late reply cannot be taken for a new one. */
 			rpc_peer_free(l->peer);
 			l->peer = NULL;
-			link_lost(l, why);
+			link_lost(l, "MDS %s:%u: no heartbeat reply for %u ms", l->mds_host, l->cfg.mds_port,
+				  l->misses * l->heartbeat_ms);
 		}
 		return;
 	}
@@ -412,7 +425,7 @@ static void heartbeat_cb(void *arg, int status, const uint8_t *payload, uint32_t
 		return;
 	}
 	if (status < 0 && !payload) {
-		link_lost(l, reply_message(status, payload, len, why, sizeof(why)));
+		link_lost(l, "lost the MDS: %s", transport_error(l, status));
 		return;
 	}
 	if (status < 0) {
@@ -421,9 +434,11 @@ static void heartbeat_cb(void *arg, int status, const uint8_t *payload, uint32_t
 		return;
 	}
 	/* Acknowledged: the ids it carried are recorded by the MDS. */
-	memmove(l->pending, l->pending + l->reported, (l->npending - l->reported) * sizeof(*l->pending));
-	l->npending -= l->reported;
-	l->reported = 0;
+	if (l->reported > 0) {
+		memmove(l->pending, l->pending + l->reported, (l->npending - l->reported) * sizeof(*l->pending));
+		l->npending -= l->reported;
+		l->reported = 0;
+	}
 	if (msg_ds_heartbeat_rep_decode(payload, len, &rep) < 0 || (uint64_t)rep.count * 8 != rep.delete_ids.len) {
 		log_warn("MDS %s:%u: malformed DS_HEARTBEAT reply ignored", l->mds_host, l->cfg.mds_port);
 		return;

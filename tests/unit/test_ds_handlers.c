@@ -1,0 +1,590 @@
+/*
+ * test_ds_handlers: three data servers (chunkstore + handlers + rpc server)
+ * on one event loop thread in this process, driven by rpc clients from the
+ * test thread: round trips, forwarding to replicas (order, failures named
+ * after the replica, stale replicas, timeouts), bounds and malformed input.
+ */
+#include <errno.h>
+#include <event2/event.h>
+#include <ftw.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "chunkstore.h"
+#include "handlers.h"
+#include "log.h"
+#include "rpc.h"
+
+#define NDS 3
+#define MiB (1024u * 1024u)
+#define CHUNK (4 * MiB)
+#define FWD_TIMEOUT_MS 500
+
+struct node {
+	char dir[128];
+	struct chunkstore *cs;
+	struct handlers *h;
+	struct rpc_server *srv;
+	uint16_t port;
+};
+
+struct env {
+	char root[64];
+	struct event_base *base;
+	pthread_t thread;
+	struct node ds[NDS];
+	struct rpc_peer *cli[NDS];
+	struct rpc_auth auth;
+	int blackhole; /* listening socket that never answers */
+	uint16_t blackhole_port;
+};
+
+/* ---- the loop thread ------------------------------------------------------------ */
+
+static void *loop_main(void *arg)
+{
+	struct env *e = arg;
+	event_base_loop(e->base, EVLOOP_NO_EXIT_ON_EMPTY);
+	return NULL;
+}
+
+struct on_loop {
+	void (*fn)(struct env *);
+	struct env *e;
+	pthread_mutex_t m;
+	pthread_cond_t cv;
+	bool done;
+};
+
+static void on_loop_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct on_loop *o = arg;
+	if (o->fn)
+		o->fn(o->e);
+	pthread_mutex_lock(&o->m);
+	o->done = true;
+	pthread_cond_signal(&o->cv);
+	pthread_mutex_unlock(&o->m);
+}
+
+/* Runs fn on the loop thread and waits for it. */
+static void run_on_loop(struct env *e, void (*fn)(struct env *))
+{
+	struct on_loop o = {.fn = fn, .e = e, .done = false};
+	pthread_mutex_init(&o.m, NULL);
+	pthread_cond_init(&o.cv, NULL);
+	struct timeval now = {0, 0};
+	assert_int_equal(event_base_once(e->base, -1, EV_TIMEOUT, on_loop_cb, &o, &now), 0);
+	pthread_mutex_lock(&o.m);
+	while (!o.done)
+		pthread_cond_wait(&o.cv, &o.m);
+	pthread_mutex_unlock(&o.m);
+	pthread_cond_destroy(&o.cv);
+	pthread_mutex_destroy(&o.m);
+}
+
+static struct rpc_peer *client(struct env *e, int i)
+{
+	struct rpc_peer_config pc = {.host = "127.0.0.1", .port = e->ds[i].port, .auth = &e->auth,
+				     .role = VDIFS_ROLE_CLIENT, .name = "test"};
+	struct rpc_peer *p = rpc_peer_new(e->base, &pc);
+	assert_non_null(p);
+	return p;
+}
+
+static int rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static int setup(void **state)
+{
+	struct env *e = calloc(1, sizeof(*e));
+	char err[256];
+	rpc_global_init();
+	snprintf(e->root, sizeof(e->root), "/tmp/test_ds_h.XXXXXX");
+	assert_non_null(mkdtemp(e->root));
+	e->base = event_base_new();
+	assert_non_null(e->base);
+	for (int i = 0; i < NDS; i++) {
+		struct node *n = &e->ds[i];
+		snprintf(n->dir, sizeof(n->dir), "%s/ds%d", e->root, i);
+		const char *dirs[1] = {n->dir};
+		struct chunkstore_config scfg = {.dirs = dirs, .ndirs = 1};
+		assert_int_equal(chunkstore_open(&scfg, &n->cs, err, sizeof(err)), 0);
+		struct handlers_config hcfg = {.base = e->base, .store = n->cs, .auth = &e->auth,
+					       .name = "test-ds", .fwd_timeout_ms = FWD_TIMEOUT_MS};
+		n->h = handlers_new(&hcfg);
+		assert_non_null(n->h);
+		struct rpc_server_config rcfg = {.name = "ds", .host = "127.0.0.1", .port = 0,
+						 .max_conns = 64, .idle_timeout_ms = 5000, .auth = &e->auth,
+						 .handler = handlers_dispatch, .arg = n->h};
+		n->srv = rpc_server_start(e->base, &rcfg, err, sizeof(err));
+		assert_non_null(n->srv);
+		n->port = rpc_server_port(n->srv);
+	}
+	/* A server that accepts connections and never says a word. */
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t sl = sizeof(sa);
+	e->blackhole = socket(AF_INET, SOCK_STREAM, 0);
+	assert_int_equal(bind(e->blackhole, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(e->blackhole, 16), 0);
+	assert_int_equal(getsockname(e->blackhole, (struct sockaddr *)&sa, &sl), 0);
+	e->blackhole_port = ntohs(sa.sin_port);
+	assert_int_equal(pthread_create(&e->thread, NULL, loop_main, e), 0);
+	for (int i = 0; i < NDS; i++)
+		e->cli[i] = client(e, i);
+	*state = e;
+	return 0;
+}
+
+static void free_handlers(struct env *e)
+{
+	for (int i = 0; i < NDS; i++) {
+		handlers_free(e->ds[i].h);
+		e->ds[i].h = NULL;
+	}
+}
+
+static int teardown(void **state)
+{
+	struct env *e = *state;
+	for (int i = 0; i < NDS; i++)
+		rpc_peer_free(e->cli[i]);
+	run_on_loop(e, free_handlers);
+	usleep(100 * 1000); /* the servers see the connections close */
+	run_on_loop(e, NULL);
+	event_base_loopbreak(e->base);
+	pthread_join(e->thread, NULL);
+	for (int i = 0; i < 5; i++)
+		event_base_loop(e->base, EVLOOP_NONBLOCK);
+	for (int i = 0; i < NDS; i++) {
+		rpc_server_free(e->ds[i].srv);
+		chunkstore_close(e->ds[i].cs);
+	}
+	event_base_free(e->base);
+	close(e->blackhole);
+	nftw(e->root, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+	free(e);
+	return 0;
+}
+
+/* ---- requests ------------------------------------------------------------------------ */
+
+static void put_fwd(struct wbuf *b, struct env *e, const int *to, int n)
+{
+	for (int i = 0; i < n; i++) {
+		uint16_t port = to[i] < 0 ? (uint16_t)-to[i] : e->ds[to[i]].port;
+		struct msg_replica r = {.ds_id = (uint32_t)i + 1, .host = {(const uint8_t *)"127.0.0.1", 9},
+					.port = port};
+		msg_replica_put(b, &r);
+	}
+}
+
+/* DS_WRITE to primary p forwarding to the nodes in to (a negative entry is
+ * that port on 127.0.0.1).  Returns the status; *alloc and msg when given. */
+static int ds_write(struct env *e, struct rpc_peer *p, const int *to, int nto, uint64_t id, uint32_t version,
+		    uint32_t off, const void *data, uint32_t len, uint64_t *alloc, char *msg)
+{
+	struct wbuf fwd, head;
+	struct rpc_result res;
+	wbuf_init(&fwd);
+	wbuf_init(&head);
+	put_fwd(&fwd, e, to, nto);
+	struct msg_ds_write_req m = {.chunk_id = id, .version = version, .chunk_size = CHUNK, .offset = off,
+				     .nfwd = (uint32_t)nto, .fwd = {fwd.data, (uint32_t)fwd.len},
+				     .data = {NULL, len}};
+	msg_ds_write_req_put_head(&head, &m);
+	int rc = rpc_call(p, VDIFS_MSG_DS_WRITE, &head, data, len, &res, 10000);
+	if (rc == 0 && alloc) {
+		struct msg_ds_io_rep rep;
+		assert_int_equal(msg_ds_io_rep_decode(res.payload, res.len, &rep), 0);
+		*alloc = rep.alloc;
+	}
+	if (msg)
+		snprintf(msg, 256, "%s", res.message);
+	rpc_result_free(&res);
+	wbuf_free(&fwd);
+	wbuf_free(&head);
+	return rc;
+}
+
+static int ds_read(struct rpc_peer *p, uint64_t id, uint32_t version, uint32_t off, void *out, uint32_t len)
+{
+	struct wbuf b;
+	struct rpc_result res;
+	wbuf_init(&b);
+	struct msg_ds_read_req m = {.chunk_id = id, .version = version, .offset = off, .length = len};
+	msg_ds_read_req_put(&b, &m);
+	int rc = rpc_call(p, VDIFS_MSG_DS_READ, &b, NULL, 0, &res, 10000);
+	if (rc == 0) {
+		struct msg_ds_read_rep rep;
+		assert_int_equal(msg_ds_read_rep_decode(res.payload, res.len, &rep), 0);
+		assert_int_equal(rep.data.len, len);
+		memcpy(out, rep.data.p, len);
+	}
+	rpc_result_free(&res);
+	wbuf_free(&b);
+	return rc;
+}
+
+static int ds_chunk_call(struct rpc_peer *p, uint16_t type, uint64_t id, struct msg_ds_stat_rep *st)
+{
+	struct wbuf b;
+	struct rpc_result res;
+	wbuf_init(&b);
+	msg_ds_chunk_req_put(&b, &(struct msg_ds_chunk_req){.chunk_id = id});
+	int rc = rpc_call(p, type, &b, NULL, 0, &res, 10000);
+	if (rc == 0 && st)
+		assert_int_equal(msg_ds_stat_rep_decode(res.payload, res.len, st), 0);
+	rpc_result_free(&res);
+	wbuf_free(&b);
+	return rc;
+}
+
+static void fill(uint8_t *p, size_t n, uint32_t seed)
+{
+	for (size_t i = 0; i < n; i++) {
+		seed = seed * 1103515245u + 12345u;
+		p[i] = (uint8_t)(seed >> 16);
+	}
+}
+
+/* ---- tests ------------------------------------------------------------------------------ */
+
+static void test_write_read_replicated(void **state)
+{
+	struct env *e = *state;
+	uint32_t n = MiB + 777;
+	uint8_t *w = malloc(n), *r = malloc(n);
+	uint64_t alloc = 0;
+	int to[2] = {1, 2};
+	fill(w, n, 1);
+	assert_int_equal(ds_write(e, e->cli[0], to, 2, 0x1234, 3, 65536 + 100, w, n, &alloc, NULL), 0);
+	assert_true(alloc >= n);
+	for (int i = 0; i < NDS; i++) {
+		memset(r, 0, n);
+		assert_int_equal(ds_read(e->cli[i], 0x1234, 3, 65536 + 100, r, n), 0);
+		assert_memory_equal(r, w, n);
+	}
+	struct msg_ds_stat_rep st;
+	assert_int_equal(ds_chunk_call(e->cli[2], VDIFS_MSG_DS_STAT, 0x1234, &st), 0);
+	assert_int_equal(st.version, 3);
+	assert_int_equal(st.chunk_size, CHUNK);
+	assert_true(st.alloc >= n);
+	/* A hole reads as zeros through the wire too. */
+	assert_int_equal(ds_read(e->cli[1], 0x1234, 3, 3 * MiB, r, 4096), 0);
+	for (int i = 0; i < 4096; i++)
+		assert_int_equal(r[i], 0);
+	free(w);
+	free(r);
+}
+
+struct pipeline {
+	pthread_mutex_t m;
+	pthread_cond_t cv;
+	int pending, failed;
+};
+
+static void pipeline_cb(void *arg, int status, const uint8_t *payload, uint32_t len)
+{
+	(void)payload;
+	(void)len;
+	struct pipeline *pl = arg;
+	pthread_mutex_lock(&pl->m);
+	if (status != 0)
+		pl->failed++;
+	if (--pl->pending == 0)
+		pthread_cond_signal(&pl->cv);
+	pthread_mutex_unlock(&pl->m);
+}
+
+/* Overlapping writes in flight at once land in the same order everywhere. */
+static void test_pipelined_order(void **state)
+{
+	struct env *e = *state;
+	enum { NW = 200, LEN = 8192 };
+	static uint8_t bufs[NW][LEN];
+	struct wbuf heads[NW], fwd;
+	struct pipeline pl = {.pending = NW};
+	int to[2] = {1, 2};
+	pthread_mutex_init(&pl.m, NULL);
+	pthread_cond_init(&pl.cv, NULL);
+	wbuf_init(&fwd);
+	put_fwd(&fwd, e, to, 2);
+	for (int i = 0; i < NW; i++) {
+		fill(bufs[i], LEN, (uint32_t)i + 100);
+		wbuf_init(&heads[i]);
+		struct msg_ds_write_req m = {.chunk_id = 77, .version = 1, .chunk_size = CHUNK,
+					     .offset = (uint32_t)(i % 7) * 3000, .nfwd = 2,
+					     .fwd = {fwd.data, (uint32_t)fwd.len}, .data = {NULL, LEN}};
+		msg_ds_write_req_put_head(&heads[i], &m);
+	}
+	for (int i = 0; i < NW; i++)
+		assert_int_equal(rpc_call_async(e->cli[0], VDIFS_MSG_DS_WRITE, &heads[i], bufs[i], LEN,
+						pipeline_cb, &pl),
+				 0);
+	pthread_mutex_lock(&pl.m);
+	while (pl.pending > 0)
+		pthread_cond_wait(&pl.cv, &pl.m);
+	pthread_mutex_unlock(&pl.m);
+	assert_int_equal(pl.failed, 0);
+	uint8_t r0[30000], r[30000];
+	assert_int_equal(ds_read(e->cli[0], 77, 1, 0, r0, sizeof(r0)), 0);
+	for (int i = 1; i < NDS; i++) {
+		assert_int_equal(ds_read(e->cli[i], 77, 1, 0, r, sizeof(r)), 0);
+		assert_memory_equal(r, r0, sizeof(r));
+	}
+	/* The last write is on top. */
+	assert_memory_equal(r0 + ((NW - 1) % 7) * 3000, bufs[NW - 1], LEN);
+	for (int i = 0; i < NW; i++)
+		wbuf_free(&heads[i]);
+	wbuf_free(&fwd);
+	pthread_cond_destroy(&pl.cv);
+	pthread_mutex_destroy(&pl.m);
+}
+
+static uint16_t dead_port(void)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t sl = sizeof(sa);
+	int s = socket(AF_INET, SOCK_STREAM, 0);
+	assert_int_equal(bind(s, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(getsockname(s, (struct sockaddr *)&sa, &sl), 0);
+	close(s); /* nothing listens there now */
+	return ntohs(sa.sin_port);
+}
+
+static void test_forward_failure_named(void **state)
+{
+	struct env *e = *state;
+	uint8_t w[5000], r[5000];
+	char msg[256], want[64];
+	uint16_t port = dead_port();
+	int to[2] = {1, -(int)port};
+	fill(w, sizeof(w), 2);
+	int rc = ds_write(e, e->cli[0], to, 2, 0x55, 1, 0, w, sizeof(w), NULL, msg);
+	assert_int_equal(rc, -EIO);
+	snprintf(want, sizeof(want), "replica 127.0.0.1:%u", port);
+	if (!strstr(msg, want))
+		fail_msg("error '%s' does not name %s", msg, want);
+	/* The replicas that could take it have it. */
+	assert_int_equal(ds_read(e->cli[0], 0x55, 1, 0, r, sizeof(r)), 0);
+	assert_memory_equal(r, w, sizeof(r));
+	assert_int_equal(ds_read(e->cli[1], 0x55, 1, 0, r, sizeof(r)), 0);
+	assert_memory_equal(r, w, sizeof(r));
+	/* Again (the dead peer is replaced, and fails the same way). */
+	assert_int_equal(ds_write(e, e->cli[0], to, 2, 0x55, 1, 0, w, 10, NULL, msg), -EIO);
+	assert_non_null(strstr(msg, want));
+	/* A good set of replicas works right after. */
+	int good[1] = {2};
+	assert_int_equal(ds_write(e, e->cli[0], good, 1, 0x55, 1, 0, w, sizeof(w), NULL, NULL), 0);
+}
+
+static void test_forward_stale_replica(void **state)
+{
+	struct env *e = *state;
+	uint8_t w[100];
+	char msg[256], want[64];
+	fill(w, sizeof(w), 3);
+	/* ds1 holds version 2 of the chunk; the primary is told version 1. */
+	assert_int_equal(ds_write(e, e->cli[1], NULL, 0, 0x66, 2, 0, w, sizeof(w), NULL, NULL), 0);
+	int to[1] = {1};
+	assert_int_equal(ds_write(e, e->cli[0], to, 1, 0x66, 1, 0, w, sizeof(w), NULL, msg), -ESTALE);
+	snprintf(want, sizeof(want), "replica 127.0.0.1:%u", e->ds[1].port);
+	assert_non_null(strstr(msg, want));
+	assert_non_null(strstr(msg, "version 1 asked, this replica has 2"));
+	/* Locally stale: refused before anything is forwarded. */
+	assert_int_equal(ds_write(e, e->cli[1], NULL, 0, 0x66, 7, 0, w, sizeof(w), NULL, msg), -ESTALE);
+}
+
+static void test_forward_timeout(void **state)
+{
+	struct env *e = *state;
+	uint8_t w[100];
+	char msg[256], want[64];
+	int to[2] = {1, -(int)e->blackhole_port};
+	fill(w, sizeof(w), 4);
+	assert_int_equal(ds_write(e, e->cli[0], to, 2, 0x77, 1, 0, w, sizeof(w), NULL, msg), -ETIMEDOUT);
+	snprintf(want, sizeof(want), "replica 127.0.0.1:%u", e->blackhole_port);
+	assert_non_null(strstr(msg, want));
+	assert_non_null(strstr(msg, "no reply within"));
+	int good[1] = {1};
+	assert_int_equal(ds_write(e, e->cli[0], good, 1, 0x77, 1, 0, w, sizeof(w), NULL, NULL), 0);
+}
+
+static void test_punch_sync_forwarded(void **state)
+{
+	struct env *e = *state;
+	uint32_t n = 4 * 65536;
+	uint8_t *w = malloc(n), *r = malloc(n);
+	int to[2] = {1, 2};
+	fill(w, n, 5);
+	assert_int_equal(ds_write(e, e->cli[0], to, 2, 0x88, 1, 0, w, n, NULL, NULL), 0);
+
+	struct wbuf fwd, b;
+	struct rpc_result res;
+	wbuf_init(&fwd);
+	wbuf_init(&b);
+	put_fwd(&fwd, e, to, 2);
+	struct msg_ds_punch_req pm = {.chunk_id = 0x88, .version = 1, .chunk_size = CHUNK, .offset = 1000,
+				      .length = 2 * 65536, .nfwd = 2, .fwd = {fwd.data, (uint32_t)fwd.len}};
+	msg_ds_punch_req_put(&b, &pm);
+	assert_int_equal(rpc_call(e->cli[0], VDIFS_MSG_DS_PUNCH, &b, NULL, 0, &res, 10000), 0);
+	struct msg_ds_io_rep io;
+	assert_int_equal(msg_ds_io_rep_decode(res.payload, res.len, &io), 0);
+	if (io.alloc >= n)
+		fail_msg("alloc %llu after the punch", (unsigned long long)io.alloc);
+	rpc_result_free(&res);
+	memset(w + 1000, 0, 2 * 65536);
+	for (int i = 0; i < NDS; i++) {
+		assert_int_equal(ds_read(e->cli[i], 0x88, 1, 0, r, n), 0);
+		assert_memory_equal(r, w, n);
+	}
+	wbuf_reset(&b);
+	struct msg_ds_sync_req sm = {.chunk_id = 0x88, .version = 1, .nfwd = 2, .fwd = {fwd.data, (uint32_t)fwd.len}};
+	msg_ds_sync_req_put(&b, &sm);
+	assert_int_equal(rpc_call(e->cli[0], VDIFS_MSG_DS_SYNC, &b, NULL, 0, &res, 10000), 0);
+	rpc_result_free(&res);
+	/* Sync of a chunk a replica lacks fails, naming it. */
+	wbuf_reset(&b);
+	sm.chunk_id = 0x89;
+	msg_ds_sync_req_put(&b, &sm);
+	assert_int_equal(rpc_call(e->cli[0], VDIFS_MSG_DS_SYNC, &b, NULL, 0, &res, 10000), -ENOENT);
+	rpc_result_free(&res);
+	wbuf_free(&b);
+	wbuf_free(&fwd);
+	free(w);
+	free(r);
+}
+
+static void test_seek_stat_delete(void **state)
+{
+	struct env *e = *state;
+	uint8_t w[10] = "0123456789", r[10];
+	assert_int_equal(ds_write(e, e->cli[0], NULL, 0, 0x99, 1, 5 * 65536 + 3, w, 10, NULL, NULL), 0);
+	struct wbuf b;
+	struct rpc_result res;
+	struct msg_ds_seek_rep sr;
+	wbuf_init(&b);
+	msg_ds_seek_req_put(&b, &(struct msg_ds_seek_req){.chunk_id = 0x99, .version = 1, .offset = 10,
+							   .whence = VDIFS_SEEK_DATA});
+	assert_int_equal(rpc_call(e->cli[0], VDIFS_MSG_DS_SEEK, &b, NULL, 0, &res, 10000), 0);
+	assert_int_equal(msg_ds_seek_rep_decode(res.payload, res.len, &sr), 0);
+	assert_int_equal(sr.found, 1);
+	assert_int_equal(sr.offset, 5 * 65536);
+	rpc_result_free(&res);
+	wbuf_reset(&b);
+	msg_ds_seek_req_put(&b, &(struct msg_ds_seek_req){.chunk_id = 0x99, .version = 1, .offset = 6 * 65536,
+							   .whence = VDIFS_SEEK_DATA});
+	assert_int_equal(rpc_call(e->cli[0], VDIFS_MSG_DS_SEEK, &b, NULL, 0, &res, 10000), 0);
+	assert_int_equal(msg_ds_seek_rep_decode(res.payload, res.len, &sr), 0);
+	assert_int_equal(sr.found, 0);
+	rpc_result_free(&res);
+	wbuf_reset(&b);
+	msg_ds_seek_req_put(&b, &(struct msg_ds_seek_req){.chunk_id = 0x99, .version = 1, .offset = 0, .whence = 9});
+	assert_int_equal(rpc_call(e->cli[0], VDIFS_MSG_DS_SEEK, &b, NULL, 0, &res, 10000), -EINVAL);
+	rpc_result_free(&res);
+	wbuf_free(&b);
+
+	struct msg_ds_stat_rep st;
+	assert_int_equal(ds_chunk_call(e->cli[0], VDIFS_MSG_DS_STAT, 0x99, &st), 0);
+	assert_int_equal(st.version, 1);
+	assert_int_equal(ds_chunk_call(e->cli[0], VDIFS_MSG_DS_DELETE, 0x99, NULL), 0);
+	assert_int_equal(ds_read(e->cli[0], 0x99, 1, 0, r, 10), -ENOENT);
+	assert_int_equal(ds_chunk_call(e->cli[0], VDIFS_MSG_DS_STAT, 0x99, &st), -ENOENT);
+	assert_int_equal(ds_chunk_call(e->cli[0], VDIFS_MSG_DS_DELETE, 0x99, NULL), -ENOENT);
+}
+
+static void test_bounds(void **state)
+{
+	struct env *e = *state;
+	uint8_t w[100], r[100];
+	fill(w, sizeof(w), 6);
+	assert_int_equal(ds_write(e, e->cli[0], NULL, 0, 0xaa, 1, 0, w, sizeof(w), NULL, NULL), 0);
+	/* Over the data bound, past the chunk: errors, the connection stays. */
+	assert_int_equal(ds_read(e->cli[0], 0xaa, 1, 0, r, VDIFS_DATA_MAX + 1), -EINVAL);
+	assert_int_equal(ds_read(e->cli[0], 0xaa, 1, CHUNK - 50, r, 100), -EINVAL);
+	assert_int_equal(ds_write(e, e->cli[0], NULL, 0, 0xaa, 1, CHUNK - 50, w, 100, NULL, NULL), -EINVAL);
+	assert_int_equal(ds_read(e->cli[0], 0xaa, 2, 0, r, 10), -ESTALE);
+	assert_false(rpc_peer_dead(e->cli[0]));
+	assert_int_equal(ds_read(e->cli[0], 0xaa, 1, 0, r, sizeof(r)), 0);
+	assert_memory_equal(r, w, sizeof(r));
+	/* The largest read allowed works. */
+	uint8_t *big = malloc(VDIFS_DATA_MAX);
+	assert_int_equal(ds_read(e->cli[0], 0xaa, 1, 0, big, VDIFS_DATA_MAX), 0);
+	assert_memory_equal(big, w, sizeof(w));
+	free(big);
+}
+
+static void test_malformed_and_unknown(void **state)
+{
+	struct env *e = *state;
+	struct wbuf b;
+	struct rpc_result res;
+	wbuf_init(&b);
+	/* A DS_WRITE cut short: rejected, the connection is closed. */
+	wbuf_put_u64(&b, 1);
+	wbuf_put_u32(&b, 1);
+	assert_int_equal(rpc_call(e->cli[0], VDIFS_MSG_DS_WRITE, &b, NULL, 0, &res, 10000), -EBADMSG);
+	assert_non_null(strstr(res.message, "malformed DS_WRITE"));
+	rpc_result_free(&res);
+	usleep(50 * 1000);
+	assert_true(rpc_peer_dead(e->cli[0]));
+	rpc_peer_free(e->cli[0]);
+	e->cli[0] = client(e, 0);
+	/* fwd records that do not add up. */
+	wbuf_reset(&b);
+	struct msg_ds_sync_req sm = {.chunk_id = 1, .version = 1, .nfwd = 2, .fwd = {(const uint8_t *)"xx", 2}};
+	msg_ds_sync_req_put(&b, &sm);
+	assert_int_equal(rpc_call(e->cli[0], VDIFS_MSG_DS_SYNC, &b, NULL, 0, &res, 10000), -EBADMSG);
+	rpc_result_free(&res);
+	rpc_peer_free(e->cli[0]);
+	e->cli[0] = client(e, 0);
+	/* A metadata request to a data server. */
+	wbuf_reset(&b);
+	msg_vol_req_put(&b, &(struct msg_vol_req){.vol = 1});
+	assert_int_equal(rpc_call(e->cli[0], VDIFS_MSG_STATFS, &b, NULL, 0, &res, 10000), -EOPNOTSUPP);
+	rpc_result_free(&res);
+	rpc_peer_free(e->cli[0]);
+	e->cli[0] = client(e, 0);
+	wbuf_free(&b);
+	/* Still serving. */
+	uint8_t w[3] = "abc", r[3];
+	assert_int_equal(ds_write(e, e->cli[0], NULL, 0, 0xbb, 1, 0, w, 3, NULL, NULL), 0);
+	assert_int_equal(ds_read(e->cli[0], 0xbb, 1, 0, r, 3), 0);
+	assert_memory_equal(r, w, 3);
+}
+
+int main(void)
+{
+	log_init("test_ds_handlers", LOG_ERROR);
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_write_read_replicated, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pipelined_order, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_forward_failure_named, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_forward_stale_replica, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_forward_timeout, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_punch_sync_forwarded, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_seek_stat_delete, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bounds, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_malformed_and_unknown, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
