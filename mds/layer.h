@@ -1,0 +1,86 @@
+/*
+ * layer: layers and their chunk tables, chunk records, and the four file
+ * layout operations (LAYOUT, CHUNK_ALLOC, CHUNK_DROP, COMMIT).
+ *
+ * A layer maps chunk index -> chunk id or HOLE and may have a parent layer;
+ * reading index i walks the file's layer and then its ancestors, and the
+ * first entry found wins (a HOLE hides the ancestors' data).  Chunks are
+ * reference counted by the layer entries that point at them; a chunk whose
+ * count reaches zero is deleted and each of its replicas is queued for
+ * deletion on its data server ("G" keys).  Layers are reference counted by
+ * the inodes (and, with clones, the child layers) that use them.
+ */
+#ifndef VDIFS_MDS_LAYER_H
+#define VDIFS_MDS_LAYER_H
+
+#include "mds.h"
+#include "mdstore.h"
+#include "proto.h"
+
+#include <stdint.h>
+
+/* Most chunk_loc records one LAYOUT reply carries; a larger answer is
+ * -E2BIG and the client asks for a smaller range. */
+#define LAYER_LAYOUT_MAX 32768
+/* Longest ancestor chain walked before the data is declared corrupt. */
+#define LAYER_DEPTH_MAX 4096
+
+/* 512-byte blocks charged for a chunk with alloc bytes allocated. */
+static inline uint64_t layer_alloc_blocks(uint64_t alloc) { return alloc / 512 + (alloc % 512 != 0); }
+
+/* ---- building blocks, inside a caller's transaction ----------------------------- */
+
+/* Stages a new writable layer (refcount 1) over parent (0: none; else the
+ * parent gains a reference).  0 and *id, or -errno. */
+int layer_create(struct mdstore_txn *t, uint32_t vol, uint64_t parent, uint64_t *id);
+
+/* Drops one reference to layer id; at zero stages the removal of its chunk
+ * table (dereferencing its chunks) and of the layer, then drops its parent.
+ * 0 or -errno (-EIO on corrupt records). */
+int layer_unref(struct mdstore_txn *t, uint64_t id);
+
+/* Removes the entries of layer in [first, first + count) (count saturates at
+ * the end of the index space), dereferencing their chunks, and writes HOLE
+ * where an ancestor has an entry, so the range reads as zeros.  *freed_blocks
+ * gets the 512-byte blocks the removed chunks were charged.  0 or -errno. */
+int layer_drop_range(struct mdstore_txn *t, uint64_t layer, uint64_t first, uint64_t count,
+		     uint64_t *freed_blocks);
+
+/* Drops every chunk of a regular file from index ceil(size / chunk_size) on
+ * and lowers i->blocks accordingly (the caller stores i).  0, -EROFS (frozen
+ * layer), -EINVAL (not a regular file) or -errno. */
+int layer_truncate(struct mdstore_txn *t, struct md_inode *i, uint64_t chunk_size, uint64_t size);
+
+/* ---- requests -------------------------------------------------------------- */
+
+/* LAYOUT: appends a chunk_loc record to items for every chunk the file has in
+ * [first, first + max), walking its layer then the ancestors and leaving out
+ * HOLEs, in index order; *count gets their number.  -ENOENT (no volume or
+ * inode), -EINVAL (not a regular file), -E2BIG (more than LAYER_LAYOUT_MAX
+ * chunks in the range), -EIO, -ENOMEM. */
+int layer_layout(struct mds *m, const struct msg_layout_req *req, struct wbuf *items, uint32_t *count);
+
+/* CHUNK_ALLOC: the chunk at index in the file's own layer, made (placed on
+ * the volume's replica count of distinct up data servers, as many as are up,
+ * version 1) and stored when there is none.  Appends its chunk_loc record to
+ * reply.  -ENOENT, -EINVAL (not a regular file), -EROFS (frozen layer),
+ * -EFBIG (index past the largest file), -ENOSPC (no data server up with
+ * space), -EIO, -ENOMEM. */
+int layer_chunk_alloc(struct mds *m, const struct msg_chunk_alloc_req *req, struct wbuf *reply);
+
+/* CHUNK_DROP: layer_drop_range on the file's own layer, updating its blocks
+ * and mtime/ctime.  -ENOENT, -EINVAL, -EROFS, -EIO, -ENOMEM. */
+int layer_chunk_drop(struct mds *m, const struct msg_chunk_drop_req *req);
+
+/* COMMIT: stores the allocated bytes of each alloc item that names a chunk of
+ * the file's own layer (stale items are ignored), keeps blocks equal to the
+ * sum over own-layer chunks, and applies VDIFS_COMMIT_SIZE (size = max(size,
+ * given)) and VDIFS_COMMIT_MTIME (mtime = given, ctime = now).  Fills out
+ * with the new attributes.  -EBADMSG (items not count alloc records),
+ * -ENOENT, -EINVAL, -EFBIG, -EIO, -ENOMEM. */
+int layer_commit(struct mds *m, const struct msg_commit_req *req, struct vdifs_attr *out);
+
+/* Chunks in the cluster (all volumes).  0 or -errno. */
+int layer_count_chunks(struct mds *m, uint64_t *count);
+
+#endif
