@@ -1,0 +1,706 @@
+/*
+ * handlers: one function per MDS message type behind one switch (see
+ * handlers.h).
+ *
+ * Every handler does the same four steps -- decode (a malformed payload
+ * closes the connection), check the caller's rights (role, read-only mount),
+ * call the module, reply -- and answers before returning: the MDS is one
+ * event-loop thread and each operation is a short LevelDB transaction, so
+ * there is nothing to gain from deferring replies.
+ */
+#include "handlers.h"
+
+#include "dsreg.h"
+#include "layer.h"
+#include "log.h"
+#include "mds.h"
+#include "namespace.h"
+#include "session.h"
+#include "volume.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+/* ---- helpers ----------------------------------------------------------------- */
+
+/* True when the payload decoded; otherwise rejects the request, which closes
+ * the connection. */
+static bool decoded(const struct rpc_request *req, int rc)
+{
+	if (rc == 0)
+		return true;
+	rpc_reject(req, -EBADMSG, "malformed %s", proto_msg_name(req->type));
+	return false;
+}
+
+/* Requests without a payload must come without one. */
+static bool decoded_empty(const struct rpc_request *req) { return decoded(req, req->len ? -EBADMSG : 0); }
+
+/* Error reply "<what>: <strerror>".  -EBADMSG (an inconsistent nested list)
+ * is malformed input and closes the connection. */
+static void __attribute__((format(printf, 3, 4))) fail(const struct rpc_request *req, int rc, const char *fmt, ...)
+{
+	char what[384];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	if (rc == -EBADMSG)
+		rpc_reject(req, rc, "malformed %s: %s", proto_msg_name(req->type), what);
+	else
+		rpc_reply_error(req, rc, "%s: %s", what, strerror(-rc));
+}
+
+/* The connection's session, made on first use.  NULL (and an ENOMEM reply)
+ * when out of memory. */
+static struct session *session_of(struct mds *m, const struct rpc_request *req)
+{
+	struct session *s = rpc_conn_get_data(req->conn);
+	if (!s) {
+		s = session_new(m->sessions);
+		if (!s) {
+			rpc_reply_error(req, -ENOMEM, "out of memory for a session");
+			return NULL;
+		}
+		rpc_conn_set_data(req->conn, s);
+	}
+	return s;
+}
+
+/* False (with an EROFS reply) when this connection mounted vol read-only. */
+static bool writable(const struct rpc_request *req, uint32_t vol)
+{
+	const struct session *s = rpc_conn_get_data(req->conn);
+	if (s && s->mounted && s->ro && s->vol == vol) {
+		rpc_reply_error(req, -EROFS, "%s: volume %u is mounted read-only on this connection",
+				proto_msg_name(req->type), vol);
+		return false;
+	}
+	return true;
+}
+
+static void reply_attr(const struct rpc_request *req, const struct vdifs_attr *a)
+{
+	struct wbuf b;
+	struct msg_attr_rep r = {.attr = *a};
+	wbuf_init(&b);
+	msg_attr_rep_put(&b, &r);
+	rpc_reply(req, &b);
+	wbuf_free(&b);
+}
+
+static void reply_list(const struct rpc_request *req, uint32_t count, const struct wbuf *items)
+{
+	struct wbuf b;
+	struct msg_list_rep r = {.count = count, .items = {items->data, (uint32_t)items->len}};
+	wbuf_init(&b);
+	if (items->err)
+		b.err = true;
+	else
+		msg_list_rep_put(&b, &r);
+	rpc_reply(req, &b);
+	wbuf_free(&b);
+}
+
+#define NAMEF "'%.*s'"
+#define NAMEA(v) (int)(v).len, (const char *)(v).p
+
+/* ---- volumes and cluster ------------------------------------------------------- */
+
+static void reply_vol_info(struct mds *m, const struct rpc_request *req, const struct md_volume *v)
+{
+	struct wbuf b;
+	wbuf_init(&b);
+	int rc = volume_put_info(m, v, &b);
+	if (rc < 0)
+		fail(req, rc, "volume %s", v->name);
+	else
+		rpc_reply(req, &b);
+	wbuf_free(&b);
+}
+
+static void h_vol_create(struct mds *m, const struct rpc_request *req)
+{
+	struct msg_vol_create_req q;
+	struct md_volume v;
+	if (!decoded(req, msg_vol_create_req_decode(req->payload, req->len, &q)))
+		return;
+	int rc = volume_create(m, &q, &v);
+	if (rc < 0) {
+		fail(req, rc, "create volume " NAMEF " (chunk size %llu, %u replicas)%s", NAMEA(q.name),
+		     (unsigned long long)q.chunk_size, q.replicas,
+		     rc == -EINVAL ? ": names are 1-64 of [A-Za-z0-9._-], chunk size a power of two "
+				     "1M..1G, replicas 1..8"
+				   : "");
+		return;
+	}
+	reply_vol_info(m, req, &v);
+}
+
+static void h_vol_list(struct mds *m, const struct rpc_request *req)
+{
+	struct wbuf items;
+	uint32_t count;
+	if (!decoded_empty(req))
+		return;
+	wbuf_init(&items);
+	int rc = volume_list(m, &items, &count);
+	if (rc < 0)
+		fail(req, rc, "list volumes");
+	else
+		reply_list(req, count, &items);
+	wbuf_free(&items);
+}
+
+static void h_vol_remove(struct mds *m, const struct rpc_request *req)
+{
+	struct msg_vol_remove_req q;
+	if (!decoded(req, msg_vol_remove_req_decode(req->payload, req->len, &q)))
+		return;
+	int rc = volume_remove(m, q.name, q.flags);
+	if (rc < 0)
+		fail(req, rc, "remove volume " NAMEF "%s", NAMEA(q.name),
+		     rc == -ENOTEMPTY ? " (it has files; force removes them)" : "");
+	else
+		rpc_reply(req, NULL);
+}
+
+static void h_vol_set(struct mds *m, const struct rpc_request *req)
+{
+	struct msg_vol_set_req q;
+	struct md_volume v;
+	if (!decoded(req, msg_vol_set_req_decode(req->payload, req->len, &q)))
+		return;
+	int rc = volume_set(m, &q, &v);
+	if (rc < 0) {
+		fail(req, rc, "set " NAMEF " = " NAMEF " on volume " NAMEF "%s", NAMEA(q.key), NAMEA(q.value),
+		     NAMEA(q.name),
+		     rc == -EBUSY ? " (the chunk size is fixed once the volume has data)"
+		     : rc == -EINVAL ? " (keys: replicas 1..8, chunk_size a power of two 1M..1G)" : "");
+		return;
+	}
+	reply_vol_info(m, req, &v);
+}
+
+static void h_mount(struct mds *m, const struct rpc_request *req)
+{
+	struct msg_mount_req q;
+	struct md_volume v;
+	if (!decoded(req, msg_mount_req_decode(req->payload, req->len, &q)))
+		return;
+	struct session *s = session_of(m, req);
+	if (!s)
+		return;
+	int rc = volume_lookup(m, q.volume, &v);
+	if (rc < 0) {
+		fail(req, rc, "mount volume " NAMEF, NAMEA(q.volume));
+		return;
+	}
+	s->mounted = true;
+	s->vol = v.id;
+	s->ro = q.flags & VDIFS_MOUNT_RO;
+	log_info("%s mounted volume %s%s (session %llu)", rpc_conn_peer(req->conn), v.name,
+		 s->ro ? " read-only" : "", (unsigned long long)s->id);
+	struct msg_mount_rep r = {
+		.vol = v.id,
+		.root_ino = v.root_ino,
+		.chunk_size = v.chunk_size,
+		.replicas = v.replicas,
+		.session = s->id,
+	};
+	struct wbuf b;
+	wbuf_init(&b);
+	msg_mount_rep_put(&b, &r);
+	rpc_reply(req, &b);
+	wbuf_free(&b);
+}
+
+static void h_statfs(struct mds *m, const struct rpc_request *req)
+{
+	struct msg_vol_req q;
+	struct msg_statfs_rep r;
+	if (!decoded(req, msg_vol_req_decode(req->payload, req->len, &q)))
+		return;
+	int rc = namespace_statfs(m, q.vol, &r);
+	if (rc < 0) {
+		fail(req, rc, "statfs of volume %u", q.vol);
+		return;
+	}
+	struct wbuf b;
+	wbuf_init(&b);
+	msg_statfs_rep_put(&b, &r);
+	rpc_reply(req, &b);
+	wbuf_free(&b);
+}
+
+static void h_ds_list(struct mds *m, const struct rpc_request *req)
+{
+	struct wbuf items;
+	uint32_t count;
+	if (!decoded_empty(req))
+		return;
+	wbuf_init(&items);
+	dsreg_list(m->dsreg, &items, &count);
+	reply_list(req, count, &items);
+	wbuf_free(&items);
+}
+
+static void h_cluster_status(struct mds *m, const struct rpc_request *req)
+{
+	struct msg_cluster_status_rep r;
+	struct dsreg_totals t;
+	uint32_t volumes;
+	uint64_t chunks;
+	if (!decoded_empty(req))
+		return;
+	int rc = volume_count(m, &volumes);
+	if (rc == 0)
+		rc = layer_count_chunks(m, &chunks);
+	if (rc < 0) {
+		fail(req, rc, "cluster status");
+		return;
+	}
+	dsreg_totals(m->dsreg, &t);
+	r = (struct msg_cluster_status_rep){
+		.volumes = volumes,
+		.ds_up = t.up,
+		.ds_total = t.known,
+		.chunks = chunks,
+		.total = t.total,
+		.avail = t.avail,
+		.used = t.used,
+	};
+	struct wbuf b;
+	wbuf_init(&b);
+	msg_cluster_status_rep_put(&b, &r);
+	rpc_reply(req, &b);
+	wbuf_free(&b);
+}
+
+/* ---- namespace --------------------------------------------------------------- */
+
+static void h_lookup(struct mds *m, const struct rpc_request *req)
+{
+	struct msg_lookup_req q;
+	struct vdifs_attr a;
+	if (!decoded(req, msg_lookup_req_decode(req->payload, req->len, &q)))
+		return;
+	int rc = namespace_lookup(m, q.vol, q.parent, q.name, &a);
+	if (rc < 0)
+		fail(req, rc, "lookup " NAMEF " in directory %llu of volume %u", NAMEA(q.name),
+		     (unsigned long long)q.parent, q.vol);
+	else
+		reply_attr(req, &a);
+}
+
+static void h_getattr(struct mds *m, const struct rpc_request *req)
+{
+	struct msg_ino_req q;
+	struct vdifs_attr a;
+	if (!decoded(req, msg_ino_req_decode(req->payload, req->len, &q)))
+		return;
+	int rc = namespace_getattr(m, q.vol, q.ino, &a);
+	if (rc < 0)
+		fail(req, rc, "getattr of inode %llu of volume %u", (unsigned long long)q.ino, q.vol);
+	else
+		reply_attr(req, &a);
+}
+
+static void h_setattr(struct mds *m, const struct rpc_request *req)
+{
+	struct msg_setattr_req q;
+	struct vdifs_attr a;
+	if (!decoded(req, msg_setattr_req_decode(req->payload, req->len, &q)) || !writable(req, q.vol))
+		return;
+	int rc = namespace_setattr(m, &q, &a);
+	if (rc < 0)
+		fail(req, rc, "setattr (valid 0x%x) of inode %llu of volume %u", q.valid, (unsigned long long)q.ino,
+		     q.vol);
+	else
+		reply_attr(req, &a);
+}
+
+static void h_mknod(struct mds *m, const struct rpc_request *req)
+{
+	struct msg_mknod_req q;
+	struct vdifs_attr a;
+	if (!decoded(req, msg_mknod_req_decode(req->payload, req->len, &q)) || !writable(req, q.vol))
+		return;
+	int rc = namespace_mknod(m, &q, &a);
+	if (rc < 0)
+		fail(req, rc, "create " NAMEF " (mode 0%o) in directory %llu of volume %u", NAMEA(q.name), q.mode,
+		     (unsigned long long)q.parent, q.vol);
+	else
+		reply_attr(req, &a);
+}
+
+static void h_symlink(struct mds *m, const struct rpc_request *req)
+{
+	struct msg_symlink_req q;
+	struct vdifs_attr a;
+	if (!decoded(req, msg_symlink_req_decode(req->payload, req->len, &q)) || !writable(req, q.vol))
+		return;
+	int rc = namespace_symlink(m, &q, &a);
+	if (rc < 0)
+		fail(req, rc, "symlink " NAMEF " in directory %llu of volume %u", NAMEA(q.name),
+		     (unsigned long long)q.parent, q.vol);
+	else
+		reply_attr(req, &a);
+}
+
+static void h_link(struct mds *m, const struct rpc_request *req)
+{
+	struct msg_link_req q;
+	struct vdifs_attr a;
+	if (!decoded(req, msg_link_req_decode(req->payload, req->len, &q)) || !writable(req, q.vol))
+		return;
+	int rc = namespace_link(m, &q, &a);
+	if (rc < 0)
+		fail(req, rc, "link inode %llu as " NAMEF " in directory %llu of volume %u%s",
+		     (unsigned long long)q.ino, NAMEA(q.newname), (unsigned long long)q.newparent, q.vol,
+		     rc == -EPERM ? " (directories cannot be hard-linked)" : "");
+	else
+		reply_attr(req, &a);
+}
+
+static void h_remove(struct mds *m, const struct rpc_request *req, bool dir)
+{
+	struct msg_lookup_req q;
+	if (!decoded(req, msg_lookup_req_decode(req->payload, req->len, &q)) || !writable(req, q.vol))
+		return;
+	int rc = dir ? namespace_rmdir(m, q.vol, q.parent, q.name) : namespace_unlink(m, q.vol, q.parent, q.name);
+	if (rc < 0)
+		fail(req, rc, "%s " NAMEF " in directory %llu of volume %u", dir ? "rmdir" : "unlink", NAMEA(q.name),
+		     (unsigned long long)q.parent, q.vol);
+	else
+		rpc_reply(req, NULL);
+}
+
+static void h_rename(struct mds *m, const struct rpc_request *req)
+{
+	struct msg_rename_req q;
+	if (!decoded(req, msg_rename_req_decode(req->payload, req->len, &q)) || !writable(req, q.vol))
+		return;
+	int rc = namespace_rename(m, &q);
+	if (rc < 0)
+		fail(req, rc, "rename " NAMEF " in %llu to " NAMEF " in %llu (flags %u) in volume %u", NAMEA(q.name),
+		     (unsigned long long)q.parent, NAMEA(q.newname), (unsigned long long)q.newparent, q.flags,
+		     q.vol);
+	else
+		rpc_reply(req, NULL);
+}
+
+static void h_readlink(struct mds *m, const struct rpc_request *req)
+{
+	struct msg_ino_req q;
+	char target[VDIFS_PATH_MAX + 1];
+	uint32_t len;
+	if (!decoded(req, msg_ino_req_decode(req->payload, req->len, &q)))
+		return;
+	int rc = namespace_readlink(m, q.vol, q.ino, target, &len);
+	if (rc < 0) {
+		fail(req, rc, "readlink of inode %llu of volume %u", (unsigned long long)q.ino, q.vol);
+		return;
+	}
+	struct msg_readlink_rep r = {.target = {(const uint8_t *)target, len}};
+	struct wbuf b;
+	wbuf_init(&b);
+	msg_readlink_rep_put(&b, &r);
+	rpc_reply(req, &b);
+	wbuf_free(&b);
+}
+
+static void h_readdir(struct mds *m, const struct rpc_request *req)
+{
+	struct msg_readdir_req q;
+	struct wbuf items, b;
+	uint32_t count;
+	bool eof;
+	if (!decoded(req, msg_readdir_req_decode(req->payload, req->len, &q)))
+		return;
+	wbuf_init(&items);
+	int rc = namespace_readdir(m, &q, &items, &count, &eof);
+	if (rc < 0) {
+		fail(req, rc, "readdir of %llu in volume %u", (unsigned long long)q.ino, q.vol);
+		wbuf_free(&items);
+		return;
+	}
+	struct msg_readdir_rep r = {.eof = eof, .count = count, .items = {items.data, (uint32_t)items.len}};
+	wbuf_init(&b);
+	msg_readdir_rep_put(&b, &r);
+	rpc_reply(req, &b);
+	wbuf_free(&b);
+	wbuf_free(&items);
+}
+
+static void h_setxattr(struct mds *m, const struct rpc_request *req)
+{
+	struct msg_setxattr_req q;
+	if (!decoded(req, msg_setxattr_req_decode(req->payload, req->len, &q)) || !writable(req, q.vol))
+		return;
+	int rc = namespace_setxattr(m, &q);
+	if (rc < 0)
+		fail(req, rc, "setxattr " NAMEF " (flags %u) on inode %llu of volume %u", NAMEA(q.name), q.flags,
+		     (unsigned long long)q.ino, q.vol);
+	else
+		rpc_reply(req, NULL);
+}
+
+static void reply_value(const struct rpc_request *req, const struct wbuf *value)
+{
+	struct msg_xattr_rep r = {.value = {value->data, (uint32_t)value->len}};
+	struct wbuf b;
+	wbuf_init(&b);
+	msg_xattr_rep_put(&b, &r);
+	rpc_reply(req, &b);
+	wbuf_free(&b);
+}
+
+static void h_getxattr(struct mds *m, const struct rpc_request *req)
+{
+	struct msg_xattr_req q;
+	struct wbuf value;
+	if (!decoded(req, msg_xattr_req_decode(req->payload, req->len, &q)))
+		return;
+	wbuf_init(&value);
+	int rc = namespace_getxattr(m, q.vol, q.ino, q.name, &value);
+	if (rc < 0)
+		fail(req, rc, "getxattr " NAMEF " of inode %llu of volume %u", NAMEA(q.name),
+		     (unsigned long long)q.ino, q.vol);
+	else
+		reply_value(req, &value);
+	wbuf_free(&value);
+}
+
+static void h_listxattr(struct mds *m, const struct rpc_request *req)
+{
+	struct msg_ino_req q;
+	struct wbuf names;
+	if (!decoded(req, msg_ino_req_decode(req->payload, req->len, &q)))
+		return;
+	wbuf_init(&names);
+	int rc = namespace_listxattr(m, q.vol, q.ino, &names);
+	if (rc < 0)
+		fail(req, rc, "listxattr of inode %llu of volume %u", (unsigned long long)q.ino, q.vol);
+	else
+		reply_value(req, &names);
+	wbuf_free(&names);
+}
+
+static void h_removexattr(struct mds *m, const struct rpc_request *req)
+{
+	struct msg_xattr_req q;
+	if (!decoded(req, msg_xattr_req_decode(req->payload, req->len, &q)) || !writable(req, q.vol))
+		return;
+	int rc = namespace_removexattr(m, q.vol, q.ino, q.name);
+	if (rc < 0)
+		fail(req, rc, "removexattr " NAMEF " of inode %llu of volume %u", NAMEA(q.name),
+		     (unsigned long long)q.ino, q.vol);
+	else
+		rpc_reply(req, NULL);
+}
+
+static void h_open(struct mds *m, const struct rpc_request *req)
+{
+	struct msg_open_req q;
+	struct vdifs_attr a;
+	if (!decoded(req, msg_open_req_decode(req->payload, req->len, &q)))
+		return;
+	if (((q.flags & O_ACCMODE) != O_RDONLY || (q.flags & O_TRUNC)) && !writable(req, q.vol))
+		return;
+	struct session *s = session_of(m, req);
+	if (!s)
+		return;
+	int rc = namespace_open(m, s, q.vol, q.ino, &a);
+	if (rc < 0)
+		fail(req, rc, "open of inode %llu of volume %u", (unsigned long long)q.ino, q.vol);
+	else
+		reply_attr(req, &a);
+}
+
+static void h_release(struct mds *m, const struct rpc_request *req)
+{
+	struct msg_ino_req q;
+	if (!decoded(req, msg_ino_req_decode(req->payload, req->len, &q)))
+		return;
+	struct session *s = session_of(m, req);
+	if (!s)
+		return;
+	int rc = namespace_release(m, s, q.vol, q.ino);
+	if (rc < 0)
+		fail(req, rc, "release of inode %llu of volume %u%s", (unsigned long long)q.ino, q.vol,
+		     rc == -EBADF ? " (not open on this connection)" : "");
+	else
+		rpc_reply(req, NULL);
+}
+
+/* ---- file layout -------------------------------------------------------------- */
+
+static void h_layout(struct mds *m, const struct rpc_request *req)
+{
+	struct msg_layout_req q;
+	struct wbuf items;
+	uint32_t count;
+	if (!decoded(req, msg_layout_req_decode(req->payload, req->len, &q)))
+		return;
+	wbuf_init(&items);
+	int rc = layer_layout(m, &q, &items, &count);
+	if (rc < 0)
+		fail(req, rc, "layout of inode %llu of volume %u, chunks %llu+%u%s", (unsigned long long)q.ino, q.vol,
+		     (unsigned long long)q.first, q.max, rc == -E2BIG ? " (ask for a smaller range)" : "");
+	else
+		reply_list(req, count, &items);
+	wbuf_free(&items);
+}
+
+static void h_chunk_alloc(struct mds *m, const struct rpc_request *req)
+{
+	struct msg_chunk_alloc_req q;
+	struct wbuf b;
+	if (!decoded(req, msg_chunk_alloc_req_decode(req->payload, req->len, &q)) || !writable(req, q.vol))
+		return;
+	wbuf_init(&b);
+	int rc = layer_chunk_alloc(m, &q, &b);
+	if (rc < 0)
+		fail(req, rc, "chunk %llu of inode %llu of volume %u%s", (unsigned long long)q.index,
+		     (unsigned long long)q.ino, q.vol, rc == -ENOSPC ? " (no data server up with free space)" : "");
+	else
+		rpc_reply(req, &b);
+	wbuf_free(&b);
+}
+
+static void h_chunk_drop(struct mds *m, const struct rpc_request *req)
+{
+	struct msg_chunk_drop_req q;
+	if (!decoded(req, msg_chunk_drop_req_decode(req->payload, req->len, &q)) || !writable(req, q.vol))
+		return;
+	int rc = layer_chunk_drop(m, &q);
+	if (rc < 0)
+		fail(req, rc, "drop chunks %llu+%llu of inode %llu of volume %u", (unsigned long long)q.first,
+		     (unsigned long long)q.count, (unsigned long long)q.ino, q.vol);
+	else
+		rpc_reply(req, NULL);
+}
+
+static void h_commit(struct mds *m, const struct rpc_request *req)
+{
+	struct msg_commit_req q;
+	struct vdifs_attr a;
+	if (!decoded(req, msg_commit_req_decode(req->payload, req->len, &q)) || !writable(req, q.vol))
+		return;
+	int rc = layer_commit(m, &q, &a);
+	if (rc < 0)
+		fail(req, rc, "commit of inode %llu of volume %u (%u chunks)", (unsigned long long)q.ino, q.vol,
+		     q.count);
+	else
+		reply_attr(req, &a);
+}
+
+/* ---- data servers ----------------------------------------------------------------- */
+
+static bool from_ds(const struct rpc_request *req)
+{
+	if (rpc_conn_role(req->conn) == VDIFS_ROLE_DS)
+		return true;
+	rpc_reply_error(req, -EACCES, "%s is for data servers only", proto_msg_name(req->type));
+	return false;
+}
+
+static void h_ds_register(struct mds *m, const struct rpc_request *req)
+{
+	struct msg_ds_register_req q;
+	uint32_t id;
+	if (!decoded(req, msg_ds_register_req_decode(req->payload, req->len, &q)) || !from_ds(req))
+		return;
+	int rc = dsreg_register(m->dsreg, &q, &id);
+	if (rc < 0) {
+		fail(req, rc, "register data server " NAMEF " at " NAMEF ":%u", NAMEA(q.uuid), NAMEA(q.host), q.port);
+		return;
+	}
+	struct msg_ds_register_rep r = {.ds_id = id, .heartbeat_ms = dsreg_heartbeat_ms(m->dsreg)};
+	struct wbuf b;
+	wbuf_init(&b);
+	msg_ds_register_rep_put(&b, &r);
+	rpc_reply(req, &b);
+	wbuf_free(&b);
+}
+
+static void h_ds_heartbeat(struct mds *m, const struct rpc_request *req)
+{
+	struct msg_ds_heartbeat_req q;
+	struct wbuf ids, b;
+	uint32_t count;
+	if (!decoded(req, msg_ds_heartbeat_req_decode(req->payload, req->len, &q)) || !from_ds(req))
+		return;
+	wbuf_init(&ids);
+	int rc = dsreg_heartbeat(m->dsreg, &q, &ids, &count);
+	if (rc < 0) {
+		fail(req, rc, "heartbeat of data server %u%s", q.ds_id,
+		     rc == -ENOENT ? " (unknown id: register again)" : "");
+		wbuf_free(&ids);
+		return;
+	}
+	struct msg_ds_heartbeat_rep r = {.count = count, .delete_ids = {ids.data, (uint32_t)ids.len}};
+	wbuf_init(&b);
+	msg_ds_heartbeat_rep_put(&b, &r);
+	rpc_reply(req, &b);
+	wbuf_free(&b);
+	wbuf_free(&ids);
+}
+
+/* ---- dispatch ------------------------------------------------------------------ */
+
+void handlers_dispatch(void *arg, const struct rpc_request *req)
+{
+	struct mds *m = arg;
+	switch (req->type) {
+	case VDIFS_MSG_VOL_CREATE: h_vol_create(m, req); break;
+	case VDIFS_MSG_VOL_LIST: h_vol_list(m, req); break;
+	case VDIFS_MSG_VOL_REMOVE: h_vol_remove(m, req); break;
+	case VDIFS_MSG_VOL_SET: h_vol_set(m, req); break;
+	case VDIFS_MSG_MOUNT: h_mount(m, req); break;
+	case VDIFS_MSG_STATFS: h_statfs(m, req); break;
+	case VDIFS_MSG_DS_LIST: h_ds_list(m, req); break;
+	case VDIFS_MSG_CLUSTER_STATUS: h_cluster_status(m, req); break;
+	case VDIFS_MSG_LOOKUP: h_lookup(m, req); break;
+	case VDIFS_MSG_GETATTR: h_getattr(m, req); break;
+	case VDIFS_MSG_SETATTR: h_setattr(m, req); break;
+	case VDIFS_MSG_MKNOD: h_mknod(m, req); break;
+	case VDIFS_MSG_SYMLINK: h_symlink(m, req); break;
+	case VDIFS_MSG_LINK: h_link(m, req); break;
+	case VDIFS_MSG_UNLINK: h_remove(m, req, false); break;
+	case VDIFS_MSG_RMDIR: h_remove(m, req, true); break;
+	case VDIFS_MSG_RENAME: h_rename(m, req); break;
+	case VDIFS_MSG_READLINK: h_readlink(m, req); break;
+	case VDIFS_MSG_READDIR: h_readdir(m, req); break;
+	case VDIFS_MSG_SETXATTR: h_setxattr(m, req); break;
+	case VDIFS_MSG_GETXATTR: h_getxattr(m, req); break;
+	case VDIFS_MSG_LISTXATTR: h_listxattr(m, req); break;
+	case VDIFS_MSG_REMOVEXATTR: h_removexattr(m, req); break;
+	case VDIFS_MSG_OPEN: h_open(m, req); break;
+	case VDIFS_MSG_RELEASE: h_release(m, req); break;
+	case VDIFS_MSG_LAYOUT: h_layout(m, req); break;
+	case VDIFS_MSG_CHUNK_ALLOC: h_chunk_alloc(m, req); break;
+	case VDIFS_MSG_CHUNK_DROP: h_chunk_drop(m, req); break;
+	case VDIFS_MSG_COMMIT: h_commit(m, req); break;
+	case VDIFS_MSG_DS_REGISTER: h_ds_register(m, req); break;
+	case VDIFS_MSG_DS_HEARTBEAT: h_ds_heartbeat(m, req); break;
+	default:
+		rpc_reject(req, -EOPNOTSUPP, "message type %u (%s) is not served by the MDS", req->type,
+			   proto_msg_name(req->type));
+		break;
+	}
+}
+
+void handlers_conn_closed(void *arg, struct rpc_conn *conn)
+{
+	struct mds *m = arg;
+	struct session *s = rpc_conn_get_data(conn);
+	if (!s)
+		return;
+	rpc_conn_set_data(conn, NULL);
+	namespace_session_close(m, s);
+}

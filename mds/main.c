@@ -1,0 +1,223 @@
+/*
+ * vdifs-mds: the metadata server daemon.  Parses the configuration, opens the
+ * metadata store (DIR/meta.ldb), serves the MDS protocol on one libevent loop
+ * (handlers.c), watches data-server liveness on a timer and exits cleanly on
+ * SIGTERM/SIGINT.  Everything runs on the loop thread: operations are short
+ * synchronous LevelDB transactions and need no locking.
+ */
+#include "config.h"
+#include "dsreg.h"
+#include "handlers.h"
+#include "log.h"
+#include "mds.h"
+#include "rpc.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define PROG "vdifs-mds"
+
+struct mds_opts {
+	char *listen;
+	char *data_dir;
+	char *key_file;
+	bool insecure;
+	uint32_t heartbeat_ms;
+	uint32_t ds_timeout_ms;
+	uint64_t max_payload;
+	uint32_t max_conns;
+	uint32_t idle_timeout_ms;
+	char *log_level;
+	char *log_file;
+	char *pid_file;
+};
+
+static __attribute__((format(printf, 1, 2), noreturn)) void die(const char *fmt, ...)
+{
+	va_list ap;
+	fprintf(stderr, PROG ": ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(1);
+}
+
+/* mkdir -p with mode 0700 for the directories it makes.  0 or -errno. */
+static int make_dirs(const char *path)
+{
+	char buf[4096];
+	if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
+		return -ENAMETOOLONG;
+	for (char *p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, 0700) < 0 && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(buf, 0700) < 0 && errno != EEXIST)
+		return -errno;
+	struct stat st;
+	if (stat(buf, &st) < 0)
+		return -errno;
+	return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
+}
+
+static void write_pid_file(const char *path)
+{
+	FILE *f = fopen(path, "w");
+	if (!f)
+		die("--pid-file: %s: %s", path, strerror(errno));
+	if (fprintf(f, "%ld\n", (long)getpid()) < 0 || fclose(f) != 0)
+		die("--pid-file: %s: %s", path, strerror(errno));
+}
+
+static void stop_cb(evutil_socket_t sig, short what, void *arg)
+{
+	(void)what;
+	log_info("signal %d: shutting down", (int)sig);
+	event_base_loopbreak(arg);
+}
+
+static void sweep_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct mds *m = arg;
+	dsreg_sweep(m->dsreg);
+}
+
+int main(int argc, char **argv)
+{
+	struct mds_opts o = {
+		.listen = "127.0.0.1:9400",
+		.heartbeat_ms = DSREG_DEFAULT_HEARTBEAT_MS,
+		.ds_timeout_ms = DSREG_DEFAULT_TIMEOUT_MS,
+		.max_payload = VDIFS_DEFAULT_MAX_PAYLOAD,
+		.max_conns = 1024,
+		.idle_timeout_ms = 30000,
+		.log_level = "info",
+	};
+	const struct config_opt opts[] = {
+		{"listen", CONFIG_STR, &o.listen, "HOST:PORT to serve clients, data servers and admins on"},
+		{"data_dir", CONFIG_STR, &o.data_dir, "directory for the metadata database (DIR/meta.ldb)"},
+		{"key_file", CONFIG_STR, &o.key_file, "cluster key file"},
+		{"insecure", CONFIG_BOOL, &o.insecure, "run without a cluster key (no authentication)"},
+		{"heartbeat_ms", CONFIG_U32, &o.heartbeat_ms, "heartbeat period asked of data servers"},
+		{"ds_timeout_ms", CONFIG_U32, &o.ds_timeout_ms, "a data server silent this long is down"},
+		{"max_payload", CONFIG_SIZE, &o.max_payload, "largest request frame accepted"},
+		{"max_conns", CONFIG_U32, &o.max_conns, "most connections at once"},
+		{"idle_timeout_ms", CONFIG_U32, &o.idle_timeout_ms, "close a connection stalled mid-frame this long"},
+		{"log_level", CONFIG_STR, &o.log_level, "error, warn, info or debug"},
+		{"log_file", CONFIG_STR, &o.log_file, "append the log here instead of stderr"},
+		{"pid_file", CONFIG_STR, &o.pid_file, "write the process id here once listening"},
+		{NULL, 0, NULL, NULL},
+	};
+	char err[512];
+	int first_arg;
+	bool help;
+	if (config_parse_args(opts, argc, argv, &first_arg, &help, err, sizeof(err)) < 0)
+		die("%s", err);
+	if (help) {
+		config_print_help(opts, "usage: " PROG " --data-dir DIR (--key-file FILE | --insecure) [OPTIONS]\n\n"
+					"Serves the namespace, volumes and chunk layouts of a vdifs cluster.");
+		return 0;
+	}
+	if (first_arg < argc)
+		die("%s: unexpected argument (see --help)", argv[first_arg]);
+
+	enum log_level level;
+	if (log_level_parse(o.log_level, &level) < 0)
+		die("--log-level: '%s' is not error, warn, info or debug", o.log_level);
+	log_init(PROG, level);
+	if (o.log_file && log_open(o.log_file) < 0)
+		die("--log-file: %s: %s", o.log_file, strerror(errno));
+
+	char host[256];
+	uint16_t port;
+	if (rpc_parse_hostport(o.listen, host, &port) < 0)
+		die("--listen: '%s' is not HOST:PORT", o.listen);
+	if (o.max_payload < 65536 + 4096 || o.max_payload > (256u << 20))
+		die("--max-payload: %llu is outside 68K..256M", (unsigned long long)o.max_payload);
+	if (o.heartbeat_ms == 0 || o.ds_timeout_ms <= o.heartbeat_ms)
+		die("--ds-timeout-ms: %u must exceed --heartbeat-ms (%u), which must be at least 1", o.ds_timeout_ms,
+		    o.heartbeat_ms);
+	if (o.max_conns == 0)
+		die("--max-conns: must be at least 1");
+
+	struct rpc_auth auth = {.keylen = 0};
+	if (o.key_file && o.insecure)
+		die("--insecure: conflicts with --key-file (choose one)");
+	if (o.key_file && rpc_auth_load_key(&auth, o.key_file, err, sizeof(err)) < 0)
+		die("--key-file: %s", err);
+	if (!o.key_file && !o.insecure)
+		die("cluster key: none given (use --key-file FILE, or --insecure to run without authentication)");
+
+	if (!o.data_dir || !*o.data_dir)
+		die("--data-dir: required (a directory for the metadata database)");
+	int rc = make_dirs(o.data_dir);
+	if (rc < 0)
+		die("--data-dir: %s: %s", o.data_dir, strerror(-rc));
+	char dbpath[4096 + 16];
+	snprintf(dbpath, sizeof(dbpath), "%s/meta.ldb", o.data_dir);
+
+	struct mds *m = NULL;
+	struct mds_options mo = {.heartbeat_ms = o.heartbeat_ms, .ds_timeout_ms = o.ds_timeout_ms};
+	if (mds_open(dbpath, &mo, &m, err, sizeof(err)) < 0)
+		die("metadata store: %s", err);
+
+	signal(SIGPIPE, SIG_IGN);
+	rpc_global_init();
+	struct event_base *base = event_base_new();
+	if (!base)
+		die("event loop: cannot create one");
+	struct event *sigterm = evsignal_new(base, SIGTERM, stop_cb, base);
+	struct event *sigint = evsignal_new(base, SIGINT, stop_cb, base);
+	struct event *sweep = event_new(base, -1, EV_PERSIST, sweep_cb, m);
+	struct timeval tv = {.tv_sec = o.heartbeat_ms / 1000, .tv_usec = (o.heartbeat_ms % 1000) * 1000};
+	if (!sigterm || !sigint || !sweep || evsignal_add(sigterm, NULL) < 0 || evsignal_add(sigint, NULL) < 0 ||
+	    event_add(sweep, &tv) < 0)
+		die("event loop: cannot install signal and timer events");
+
+	struct rpc_server_config scfg = {
+		.name = "mds",
+		.host = host,
+		.port = port,
+		.max_payload = (uint32_t)o.max_payload,
+		.max_conns = o.max_conns,
+		.idle_timeout_ms = o.idle_timeout_ms,
+		.auth = &auth,
+		.handler = handlers_dispatch,
+		.on_close = handlers_conn_closed,
+		.arg = m,
+	};
+	struct rpc_server *srv = rpc_server_start(base, &scfg, err, sizeof(err));
+	if (!srv)
+		die("--listen: %s: %s", o.listen, err);
+	if (o.pid_file)
+		write_pid_file(o.pid_file);
+	log_info("listening on %s:%u (data in %s, %s)", host, rpc_server_port(srv), dbpath,
+		 auth.keylen ? "cluster key required" : "insecure: no authentication");
+
+	event_base_dispatch(base);
+
+	rpc_server_free(srv);
+	event_free(sweep);
+	event_free(sigint);
+	event_free(sigterm);
+	event_base_free(base);
+	mds_close(m);
+	if (o.pid_file)
+		unlink(o.pid_file);
+	log_info("stopped");
+	return 0;
+}
