@@ -902,30 +902,75 @@ io_fail:
 	return rc;
 }
 
-int chunkstore_sync(struct chunkstore *cs, uint64_t id, uint32_t version)
+int chunkstore_sync_prepare(struct chunkstore *cs, uint64_t id, uint32_t version,
+			    struct chunkstore_sync_job *job)
 {
 	struct cs_open *c;
+	char sub[4096];
+	job->id = id;
+	job->fd = job->dfd[0] = job->dfd[1] = -1;
+	job->rc = 0;
 	int rc = chunk_get(cs, id, &c);
 	if (rc < 0)
 		return rc;
 	if (c->version != version)
 		return -ESTALE;
-	if (fdatasync(c->fd) < 0) {
+	struct cs_slot *s = index_find(cs, id);
+	if (s->dir_dirty) {
+		if ((rc = sub_path(cs, s->dir, (unsigned)(id & 0xff), sub, sizeof(sub))) < 0)
+			return rc;
+		job->dfd[0] = open(sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		job->dfd[1] = open(cs->dirs[s->dir].path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	}
+	job->fd = fcntl(c->fd, F_DUPFD_CLOEXEC, 0);
+	if (job->fd < 0 || (s->dir_dirty && (job->dfd[0] < 0 || job->dfd[1] < 0))) {
 		rc = -errno;
-		log_error("chunk %016" PRIx64 ": fdatasync: %s", id, strerror(-rc));
+		log_error("chunk %016" PRIx64 ": sync: %s", id, strerror(-rc));
+		job->rc = rc;
+		chunkstore_sync_run(job); /* closes what was opened */
 		return rc;
 	}
-	struct cs_slot *s = index_find(cs, id);
-	if (s && s->dir_dirty) {
-		char sub[4096];
-		if ((rc = sub_path(cs, s->dir, (unsigned)(id & 0xff), sub, sizeof(sub))) < 0 ||
-		    (rc = fsync_path(sub)) < 0 || (rc = fsync_path(cs->dirs[s->dir].path)) < 0) {
-			log_error("chunk %016" PRIx64 ": directory sync: %s", id, strerror(-rc));
-			return rc;
-		}
-		s->dir_dirty = 0;
-	}
 	return 0;
+}
+
+void chunkstore_sync_run(struct chunkstore_sync_job *job)
+{
+	int rc = job->rc;
+	if (rc == 0 && fdatasync(job->fd) < 0) {
+		rc = -errno;
+		log_error("chunk %016" PRIx64 ": fdatasync: %s", job->id, strerror(-rc));
+	}
+	for (int i = 0; i < 2 && rc == 0; i++) {
+		if (job->dfd[i] >= 0 && fsync(job->dfd[i]) < 0) {
+			rc = -errno;
+			log_error("chunk %016" PRIx64 ": directory sync: %s", job->id, strerror(-rc));
+		}
+	}
+	if (job->fd >= 0)
+		close(job->fd);
+	for (int i = 0; i < 2; i++)
+		if (job->dfd[i] >= 0)
+			close(job->dfd[i]);
+	job->fd = job->dfd[0] = job->dfd[1] = -1;
+	job->rc = rc;
+}
+
+void chunkstore_sync_finish(struct chunkstore *cs, const struct chunkstore_sync_job *job)
+{
+	struct cs_slot *s = index_find(cs, job->id);
+	if (s && job->rc == 0)
+		s->dir_dirty = 0;
+}
+
+int chunkstore_sync(struct chunkstore *cs, uint64_t id, uint32_t version)
+{
+	struct chunkstore_sync_job job;
+	int rc = chunkstore_sync_prepare(cs, id, version, &job);
+	if (rc < 0)
+		return rc;
+	chunkstore_sync_run(&job);
+	chunkstore_sync_finish(cs, &job);
+	return job.rc;
 }
 
 int chunkstore_seek(struct chunkstore *cs, uint64_t id, uint32_t version, uint64_t offset,

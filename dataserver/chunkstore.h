@@ -97,8 +97,26 @@ int chunkstore_punch(struct chunkstore *cs, uint64_t id, uint32_t version, uint6
 		     uint64_t offset, uint64_t len, uint64_t *alloc);
 
 /* Makes chunk id durable (fdatasync; the directory too after a creation).
- * Returns 0, -ENOENT, -ESTALE, -EIO or -errno. */
+ * Returns 0, -ENOENT, -ESTALE, -EIO or -errno.  Blocks for the sync: see
+ * chunkstore_sync_prepare() to run it on another thread. */
 int chunkstore_sync(struct chunkstore *cs, uint64_t id, uint32_t version);
+
+/* A sync split in three so that the slow part runs off the loop thread. */
+struct chunkstore_sync_job {
+	uint64_t id;
+	int fd;     /* a dup of the chunk's file: valid even if the chunk is closed or deleted */
+	int dfd[2]; /* its directories when they hold an unsynced creation, else -1 */
+	int rc;     /* result of chunkstore_sync_run() */
+};
+/* Checks chunk id and version and fills job (its fds are the job's).
+ * 0, -ENOENT, -ESTALE, -EIO, -errno (then job holds nothing). */
+int chunkstore_sync_prepare(struct chunkstore *cs, uint64_t id, uint32_t version,
+			    struct chunkstore_sync_job *job);
+/* fdatasyncs the file (and fsyncs the directories), closes the job's fds and
+ * sets job->rc (0 or -errno, logged).  Touches no chunkstore: any thread. */
+void chunkstore_sync_run(struct chunkstore_sync_job *job);
+/* Back on the store's thread: records a successful directory sync. */
+void chunkstore_sync_finish(struct chunkstore *cs, const struct chunkstore_sync_job *job);
 
 /*
  * Finds the first data (or hole) at or after offset, at block granularity:

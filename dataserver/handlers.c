@@ -7,6 +7,8 @@
  * bytes are copied once (the frame dies with the handler call) and sent by
  * reference to every replica over the pooled connections.  A read fills one
  * reusable buffer that rpc_reply_data() copies into the socket's output.
+ * DS_SYNC's fdatasync runs on a worker thread (workers.c) while the
+ * replicas sync, so a disk flush never stalls the loop.
  *
  * A forwarded operation (struct fwd_op) is reference counted: one reference
  * until it has replied, one per call in flight.  rpc callbacks may run inside
@@ -17,8 +19,10 @@
 
 #include "log.h"
 #include "peerpool.h"
+#include "workers.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <event2/event.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -28,6 +32,7 @@
 struct handlers {
 	struct handlers_config cfg;
 	struct peerpool *peers;
+	struct workers *workers; /* local fdatasyncs */
 	void (*on_delete)(void *arg, uint64_t chunk_id);
 	void *on_delete_arg;
 	uint8_t *rbuf; /* DS_READ buffer, VDIFS_DATA_MAX bytes once used */
@@ -63,6 +68,8 @@ struct fwd_op {
 	struct event *timer;
 	unsigned n;
 	struct fwd_target t[VDIFS_MAX_REPLICAS];
+	struct workers_job job;              /* DS_SYNC: the local sync, off the loop */
+	struct chunkstore_sync_job sync;
 };
 
 /* ---- forwarding ------------------------------------------------------------------ */
@@ -158,15 +165,15 @@ static void fwd_timeout_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 /* Sends op->head (+ op->data) to every destination and arranges the reply.
- * Takes over the request: it is answered later (or at once when every send
- * failed). */
+ * Takes over the request: it is answered when every destination (and the
+ * local job the caller counted in op->waiting, if any) is done. */
 static void fwd_start(struct fwd_op *op, const struct fwd_dest *dests, unsigned n)
 {
 	struct handlers *h = op->h;
 	rpc_conn_ref(op->req.conn);
 	op->n = n;
-	op->waiting = n;
-	op->refs++; /* ours, while sending */
+	op->waiting += n; /* (plus a local job counted by the caller) */
+	op->refs++;       /* ours, while sending */
 	for (unsigned i = 0; i < n; i++) {
 		struct fwd_target *t = &op->t[i];
 		t->op = op;
@@ -188,7 +195,10 @@ static void fwd_start(struct fwd_op *op, const struct fwd_dest *dests, unsigned 
 			target_fail(t, -EIO, why && *why ? why : strerror(-rc));
 		}
 	}
-	if (op->waiting > 0) {
+	bool sent = false;
+	for (unsigned i = 0; i < n; i++)
+		sent = sent || !op->t[i].done;
+	if (sent) {
 		struct timeval tv = {.tv_sec = h->cfg.fwd_timeout_ms / 1000,
 				     .tv_usec = (h->cfg.fwd_timeout_ms % 1000) * 1000};
 		op->timer = evtimer_new(h->cfg.base, fwd_timeout_cb, op);
@@ -371,30 +381,61 @@ static void handle_punch(struct handlers *h, const struct rpc_request *req)
 	wbuf_free(&head);
 }
 
+/* The local fdatasync of a DS_SYNC, on a worker thread. */
+static void sync_run(struct workers_job *j)
+{
+	struct fwd_op *op = (struct fwd_op *)((char *)j - offsetof(struct fwd_op, job));
+	chunkstore_sync_run(&op->sync);
+}
+
+/* Back on the loop: counts the local sync as one more acknowledgement. */
+static void sync_done(struct workers_job *j)
+{
+	struct fwd_op *op = (struct fwd_op *)((char *)j - offsetof(struct fwd_op, job));
+	chunkstore_sync_finish(op->h->cfg.store, &op->sync);
+	op->waiting--;
+	if (op->sync.rc < 0) {
+		/* A local failure outranks a replica's: report ours. */
+		op->status = op->sync.rc;
+		snprintf(op->msg, sizeof(op->msg), "chunk %016" PRIx64 ": fdatasync: %s", op->sync.id,
+			 strerror(-op->sync.rc));
+	}
+	op_finish_if_done(op);
+	op_put(op);
+}
+
+/* DS_SYNC: the local fdatasync runs on a worker while the replicas sync. */
 static void handle_sync(struct handlers *h, const struct rpc_request *req)
 {
 	struct msg_ds_sync_req m;
 	struct fwd_dest dests[VDIFS_MAX_REPLICAS];
-	struct wbuf reply, head;
 	if (msg_ds_sync_req_decode(req->payload, req->len, &m) < 0 || parse_fwd(m.nfwd, m.fwd, dests) < 0) {
 		reject_malformed(req);
 		return;
 	}
-	int rc = chunkstore_sync(h->cfg.store, m.chunk_id, m.version);
+	struct fwd_op *op = op_new(h, req);
+	if (!op) {
+		rpc_reply_error(req, -ENOMEM, "out of memory");
+		return;
+	}
+	int rc = chunkstore_sync_prepare(h->cfg.store, m.chunk_id, m.version, &op->sync);
 	if (rc < 0) {
+		op_put(op);
 		reply_chunk_error(h, req, rc, m.chunk_id, m.version);
 		return;
 	}
-	wbuf_init(&reply);
-	wbuf_init(&head);
 	if (m.nfwd) {
 		struct msg_ds_sync_req f = m;
 		f.nfwd = 0;
 		f.fwd = (struct vbytes){NULL, 0};
-		msg_ds_sync_req_put(&head, &f);
+		msg_ds_sync_req_put(&op->head, &f);
 	}
-	reply_or_forward(h, req, &reply, dests, m.nfwd, &head, NULL, 0);
-	wbuf_free(&head);
+	op->waiting = 1; /* the local sync */
+	op->refs++;      /* held by the job until sync_done */
+	fwd_start(op, dests, m.nfwd);
+	op->job.run = sync_run;
+	op->job.done = sync_done;
+	workers_submit(h->workers, &op->job);
 }
 
 static void handle_seek(struct handlers *h, const struct rpc_request *req)
@@ -494,8 +535,9 @@ struct handlers *handlers_new(const struct handlers_config *cfg)
 		.max_payload = cfg->max_payload,
 	};
 	h->peers = peerpool_new(&pc);
-	if (!h->peers) {
-		free(h);
+	h->workers = workers_start(cfg->base, cfg->sync_threads ? cfg->sync_threads : HANDLERS_SYNC_THREADS_DEFAULT);
+	if (!h->peers || !h->workers) {
+		handlers_free(h);
 		return NULL;
 	}
 	return h;
@@ -511,6 +553,7 @@ void handlers_free(struct handlers *h)
 {
 	if (!h)
 		return;
+	workers_stop(h->workers); /* local syncs finish and reply first */
 	peerpool_free(h->peers);
 	free(h->rbuf);
 	free(h);

@@ -5,7 +5,10 @@
  * request names, and answered once every replica has answered (or one has
  * failed or timed out: the reply then names that replica).
  *
- * Runs on the server's event loop thread, like the chunkstore it uses.
+ * Runs on the server's event loop thread, like the chunkstore it uses; only
+ * the fdatasync of DS_SYNC runs on a few worker threads (workers.h), on a
+ * duplicate of the chunk's file descriptor, so the loop never waits for a
+ * disk flush.
  */
 #ifndef VDIFS_DS_HANDLERS_H
 #define VDIFS_DS_HANDLERS_H
@@ -16,6 +19,7 @@
 #include <stdint.h>
 
 #define HANDLERS_FWD_TIMEOUT_DEFAULT_MS 30000u
+#define HANDLERS_SYNC_THREADS_DEFAULT 4u
 
 struct event_base;
 struct handlers;
@@ -27,6 +31,7 @@ struct handlers_config {
 	const char *name;            /* told to other data servers in HELLO */
 	uint32_t max_payload;        /* bound on replies from other data servers */
 	uint32_t fwd_timeout_ms;     /* a replica silent this long fails the operation (0: default) */
+	unsigned sync_threads;       /* threads running DS_SYNC's fdatasync (0: default) */
 };
 
 /* Handler state; NULL on ENOMEM. */

@@ -3,7 +3,8 @@
  * chunk store, serves chunk I/O on one libevent loop (handlers.c), keeps the
  * MDS informed (mdslink.c) and exits cleanly on SIGTERM/SIGINT.  Disk I/O
  * runs on the loop thread: chunk files are cached open and nothing is synced
- * except on DS_SYNC, so a request costs a few page-cache syscalls.
+ * except on DS_SYNC (whose fdatasync runs on worker threads), so a request
+ * costs a few page-cache syscalls.
  */
 #include "chunkstore.h"
 #include "config.h"

@@ -462,6 +462,21 @@ static void test_punch_sync_forwarded(void **state)
 	msg_ds_sync_req_put(&b, &sm);
 	assert_int_equal(rpc_call(e->cli[0], VDIFS_MSG_DS_SYNC, &b, NULL, 0, &res, 10000), 0);
 	rpc_result_free(&res);
+	/* A sync that cannot reach a replica names it (the local sync is done). */
+	wbuf_reset(&b);
+	struct wbuf fwd2;
+	wbuf_init(&fwd2);
+	uint16_t port = dead_port();
+	int to2[2] = {1, -(int)port};
+	put_fwd(&fwd2, e, to2, 2);
+	struct msg_ds_sync_req sm2 = {.chunk_id = 0x88, .version = 1, .nfwd = 2, .fwd = {fwd2.data, (uint32_t)fwd2.len}};
+	msg_ds_sync_req_put(&b, &sm2);
+	assert_int_equal(rpc_call(e->cli[0], VDIFS_MSG_DS_SYNC, &b, NULL, 0, &res, 10000), -EIO);
+	char want[64];
+	snprintf(want, sizeof(want), "replica 127.0.0.1:%u", port);
+	assert_non_null(strstr(res.message, want));
+	rpc_result_free(&res);
+	wbuf_free(&fwd2);
 	/* Sync of a chunk a replica lacks fails, naming it. */
 	wbuf_reset(&b);
 	sm.chunk_id = 0x89;
