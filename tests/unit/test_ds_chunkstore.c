@@ -155,7 +155,7 @@ static void test_roundtrip_unaligned(void **state)
 	assert_int_equal(chunkstore_read(f->cs, 9, 4, 1000, r, n + BS), 0);
 	assert_true(all_zero(r, 59000));
 	assert_memory_equal(r + 59000, w, n);
-	assert_true(all_zero(r + 59000 + n, BS - 59000 + 1000));
+	assert_true(all_zero(r + 59000 + n, BS - 59000));
 	/* Odd sizes and single bytes. */
 	assert_int_equal(chunkstore_write(f->cs, 9, 4, 8 * MiB, 8 * MiB - 1, "z", 1, NULL), 0);
 	assert_int_equal(chunkstore_read(f->cs, 9, 4, 8 * MiB - 3, r, 3), 0);
