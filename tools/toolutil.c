@@ -30,7 +30,7 @@ void tool_target_defaults(struct tool_target *t)
 
 int tool_cluster_load(struct tool_cluster *cl, const char *dir, bool quiet)
 {
-	char path[4200], err[512];
+	char path[4200], err[4400];
 	char *mds = NULL, *key = NULL, *volume = NULL, *mnt = NULL;
 	memset(cl, 0, sizeof(*cl));
 	const struct config_opt opts[] = {

@@ -433,10 +433,17 @@ static int cmd_start(const char *dir, struct tool_cluster *opt, bool mount)
 		}
 		cl = *opt;
 		snprintf(cl.mds, sizeof(cl.mds), "127.0.0.1:%u", cl.port);
-		snprintf(cl.mnt, sizeof(cl.mnt), "%s/mnt", absdir);
+		if (snprintf(cl.mnt, sizeof(cl.mnt), "%s/mnt", absdir) >= (int)sizeof(cl.mnt)) {
+			tool_error("%s: path too long", absdir);
+			return 1;
+		}
 		if (!cl.insecure) {
 			char err[512];
-			snprintf(cl.key_file, sizeof(cl.key_file), "%s/cluster.key", absdir);
+			if (snprintf(cl.key_file, sizeof(cl.key_file), "%s/cluster.key", absdir) >=
+			    (int)sizeof(cl.key_file)) {
+				tool_error("%s: path too long", absdir);
+				return 1;
+			}
 			if (access(cl.key_file, R_OK) != 0 &&
 			    rpc_auth_generate_key(cl.key_file, err, sizeof(err)) < 0) {
 				tool_error("%s", err);
