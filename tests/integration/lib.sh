@@ -8,6 +8,7 @@ set -euo pipefail
 export PATH="$BUILD/tools:$BUILD/mds:$BUILD/dataserver:$BUILD/client:$PATH"
 TEST_NAME=$(basename "$0" .sh)
 WORK=$(mktemp -d "/tmp/vdifs-$TEST_NAME.XXXXXX")
+chmod 0755 "$WORK" # tests also act as an unprivileged user inside the mount
 C="$WORK/cluster"
 MNT="$C/mnt"
 EXTRA_MOUNTS=()
