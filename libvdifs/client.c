@@ -22,6 +22,7 @@
  * hold the pointer it took from a pool.
  */
 #include "client.h"
+#include "log.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -40,7 +41,11 @@ struct vdifs_ds {
 	uint16_t port;
 	struct rpc_peer *peers[VDIFS_DS_CONNS]; /* client lock */
 	unsigned rr;                            /* client lock */
+	uint64_t suspect_until;                 /* monotonic ms; atomic access */
 };
+
+/* How long a data server that failed to answer is read from last. */
+#define CLIENT_SUSPECT_MS 30000
 
 struct grave {
 	struct grave *next;
@@ -311,6 +316,29 @@ static struct rpc_peer *client_ds_peer(struct vdifs_client *c, struct vdifs_ds *
 	}
 	pthread_mutex_unlock(&c->lock);
 	return p;
+}
+
+static bool client_ds_suspect(const struct vdifs_ds *d)
+{
+	return __atomic_load_n(&d->suspect_until, __ATOMIC_RELAXED) > client_now_ms();
+}
+
+static void client_ds_mark_suspect(struct vdifs_ds *d)
+{
+	__atomic_store_n(&d->suspect_until, client_now_ms() + CLIENT_SUSPECT_MS, __ATOMIC_RELAXED);
+}
+
+/* Replica indexes of ch in the order reads should try them: those not
+ * suspect first, each group in layout order (the primary first).  Returns
+ * how many were written to order. */
+static unsigned client_read_order(const struct vdifs_chunk *ch, unsigned order[VDIFS_MAX_REPLICAS])
+{
+	unsigned n = 0;
+	for (int pass = 0; pass < 2; pass++)
+		for (unsigned r = 0; r < ch->nrep; r++)
+			if (client_ds_suspect(ch->rep[r]) == (pass == 1))
+				order[n++] = r;
+	return n;
 }
 
 /* ---- MDS calls ------------------------------------------------------------------ */
@@ -701,9 +729,13 @@ static void client_note_alloc(struct inode *in, uint64_t index, uint64_t chunk_i
 
 struct io_batch {
 	pthread_mutex_t m;
-	pthread_cond_t cv;
+	pthread_cond_t cv; /* on CLOCK_MONOTONIC */
 	int pending;
 };
+
+/* A batch waiting this long probes the data servers it waits for. */
+#define IO_PROBE_AFTER_MS 10000
+#define IO_PROBE_TIMEOUT_MS 5000
 
 struct io_op {
 	struct io_batch *b;
@@ -719,13 +751,19 @@ struct io_op {
 	uint8_t found;          /* DS_SEEK reply */
 	uint32_t seek_off;
 	bool skip;              /* nothing to send (a hole) */
+	bool done;              /* answered (under b->m) */
+	unsigned r;             /* replica the op went to */
 	char msg[128];          /* server's error message */
 };
 
 static void io_batch_init(struct io_batch *b)
 {
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_mutex_init(&b->m, NULL);
-	pthread_cond_init(&b->cv, NULL);
+	pthread_cond_init(&b->cv, &ca);
+	pthread_condattr_destroy(&ca);
 	b->pending = 0;
 }
 
@@ -787,6 +825,7 @@ static void io_reply(void *arg, int status, const uint8_t *payload, uint32_t len
 				       op->msg, sizeof(op->msg));
 	}
 	pthread_mutex_lock(&op->b->m);
+	op->done = true;
 	if (--op->b->pending == 0)
 		pthread_cond_signal(&op->b->cv);
 	pthread_mutex_unlock(&op->b->m);
@@ -798,13 +837,16 @@ static void io_issue(struct vdifs_client *c, struct io_batch *b, struct io_op *o
 		     const void *data, size_t dlen)
 {
 	op->b = b;
+	op->r = r;
 	op->status = 0;
 	op->has_alloc = false;
+	op->done = true; /* until it is in flight */
 	op->peer = client_ds_peer(c, op->ch.rep[r]);
 	if (!op->peer || op->head.err) {
 		op->status = -ENOMEM;
 		return;
 	}
+	op->done = false;
 	pthread_mutex_lock(&b->m);
 	b->pending++;
 	pthread_mutex_unlock(&b->m);
@@ -812,16 +854,63 @@ static void io_issue(struct vdifs_client *c, struct io_batch *b, struct io_op *o
 	if (rc < 0) {
 		pthread_mutex_lock(&b->m);
 		b->pending--;
+		op->done = true;
 		pthread_mutex_unlock(&b->m);
 		op->status = rc;
 	}
 }
 
-static void io_wait(struct io_batch *b)
+/* Liveness probe of a connection that has kept a request unanswered: a
+ * DS_STAT with a timeout.  An rpc_call that times out drops its connection,
+ * which completes every request pending on it (ours included) with an
+ * error, so a hung data server costs a retry, not a hung FUSE thread. */
+static void io_probe(struct rpc_peer *p, struct vdifs_ds *d, uint64_t chunk_id)
 {
+	struct msg_ds_chunk_req m = { .chunk_id = chunk_id };
+	struct rpc_result res;
+	struct wbuf b;
+	wbuf_init(&b);
+	msg_ds_chunk_req_put(&b, &m);
+	rpc_call(p, VDIFS_MSG_DS_STAT, &b, NULL, 0, &res, IO_PROBE_TIMEOUT_MS);
+	if (rpc_peer_dead(p)) {
+		log_warn("%s:%u: %s", d->host, d->port, rpc_peer_error(p));
+		client_ds_mark_suspect(d);
+	}
+	rpc_result_free(&res);
+	wbuf_free(&b);
+}
+
+/* Waits until every op of the batch (ops[0..n)) is answered. */
+static void io_wait(struct vdifs_client *c, struct io_batch *b, struct io_op *ops, size_t n)
+{
+	(void)c;
 	pthread_mutex_lock(&b->m);
-	while (b->pending > 0)
-		pthread_cond_wait(&b->cv, &b->m);
+	while (b->pending > 0) {
+		struct timespec dl;
+		clock_gettime(CLOCK_MONOTONIC, &dl);
+		dl.tv_sec += IO_PROBE_AFTER_MS / 1000;
+		if (pthread_cond_timedwait(&b->cv, &b->m, &dl) != ETIMEDOUT || b->pending == 0)
+			continue;
+		/* Probe each connection still owing a reply (once per round). */
+		struct rpc_peer *probed[8];
+		size_t np = 0;
+		for (size_t i = 0; i < n; i++) {
+			if (ops[i].done || !ops[i].peer)
+				continue;
+			bool seen = false;
+			for (size_t k = 0; k < np; k++)
+				seen |= probed[k] == ops[i].peer;
+			if (seen || np == sizeof(probed) / sizeof(probed[0]))
+				continue;
+			probed[np++] = ops[i].peer;
+			uint64_t id = ops[i].ch.chunk_id;
+			struct vdifs_ds *d = ops[i].ch.rep[ops[i].r];
+			pthread_mutex_unlock(&b->m);
+			log_warn("%s:%u: no reply for %d s: probing it", d->host, d->port, IO_PROBE_AFTER_MS / 1000);
+			io_probe(probed[np - 1], d, id);
+			pthread_mutex_lock(&b->m);
+		}
+	}
 	pthread_mutex_unlock(&b->m);
 }
 
@@ -831,24 +920,33 @@ static int io_run1(struct vdifs_client *c, struct io_op *op, unsigned r, const v
 	struct io_batch b;
 	io_batch_init(&b);
 	io_issue(c, &b, op, r, data, dlen);
-	io_wait(&b);
+	io_wait(c, &b, op, 1);
 	io_batch_destroy(&b);
 	return op->status;
 }
 
-/* True when the op failed because its connection broke (worth a retry). */
+/* True when the op failed because its connection broke (worth a retry);
+ * the data server is then read from last for a while. */
 static bool io_transport_failed(const struct io_op *op)
 {
-	return op->status < 0 && op->peer && rpc_peer_dead(op->peer);
+	bool dead = op->status < 0 && op->peer && rpc_peer_dead(op->peer);
+	if (dead && op->r < op->ch.nrep)
+		client_ds_mark_suspect(op->ch.rep[op->r]);
+	return dead;
 }
 
-static void io_seterr(const struct io_op *op, unsigned r)
+static void io_seterr(const struct io_op *op)
 {
-	const struct vdifs_ds *d = op->ch.rep[r < op->ch.nrep ? r : 0];
-	client_seterr("%s:%u: %s of chunk %016llx: %s", d ? d->host : "?", d ? d->port : 0,
-		      proto_msg_name(op->type), (unsigned long long)op->ch.chunk_id,
-		      op->msg[0] ? op->msg
-				 : (io_transport_failed(op) ? rpc_peer_error(op->peer) : strerror(-op->status)));
+	const struct vdifs_ds *d = op->r < op->ch.nrep ? op->ch.rep[op->r] : NULL;
+	const char *why = op->msg[0]		       ? op->msg
+			  : io_transport_failed(op) ? rpc_peer_error(op->peer)
+						    : strerror(-op->status);
+	char prefix[300];
+	snprintf(prefix, sizeof(prefix), "%s:%u: ", d ? d->host : "?", d ? d->port : 0);
+	if (strncmp(why, prefix, strlen(prefix)) == 0)
+		why += strlen(prefix);
+	client_seterr("%s%s of chunk %016llx: %s", prefix, proto_msg_name(op->type),
+		      (unsigned long long)op->ch.chunk_id, why);
 }
 
 /* Encodes the replicas after the primary as fwd records. */
@@ -1174,7 +1272,7 @@ ssize_t vdifs_file_pwrite(struct vdifs_file *f, const void *buf, size_t len, uin
 		io_encode_write(&ops[i], c->chunk_size);
 		io_issue(c, &b, &ops[i], 0, (const uint8_t *)buf + ops[i].sp.pos, ops[i].sp.len);
 	}
-	io_wait(&b);
+	io_wait(c, &b, ops, n);
 	io_batch_destroy(&b);
 
 	/* Retry a failure: first on a fresh connection (the old one broke), then
@@ -1195,7 +1293,7 @@ ssize_t vdifs_file_pwrite(struct vdifs_file *f, const void *buf, size_t len, uin
 			io_run1(c, op, 0, (const uint8_t *)buf + op->sp.pos, op->sp.len);
 		}
 		if (rc == 0 && op->status != 0) {
-			io_seterr(op, 0);
+			io_seterr(op);
 			rc = op->status;
 		}
 	}
@@ -1226,48 +1324,60 @@ out:
 	return rc != 0 ? rc : (ssize_t)len;
 }
 
-/* Reads one span from the replicas of its chunk in turn (after the parallel
- * attempt failed), refreshing the layout once on -ESTALE.  Chunks that no
- * replica holds (allocated, never written) read as zeros. */
+/* Reads one span from the other replicas of its chunk after the parallel
+ * attempt on the primary failed, then once more from every replica if a
+ * fresh layout shows the chunk moved (or a replica said ESTALE).  Chunks
+ * that no replica holds (allocated, never written) read as zeros. */
 static int client_read_retry(struct vdifs_client *c, struct inode *in, struct io_op *op)
 {
-	bool refreshed = false;
-	unsigned enoent = 0;
+	unsigned enoent = op->status == -ENOENT;
+	bool stale = op->status == -ESTALE;
+	unsigned tried = op->r; /* just failed: last resort (fresh connection) */
+	io_transport_failed(op);
 
-	for (unsigned r = 0;; r++) {
-		if (r >= op->ch.nrep) {
-			if (enoent == op->ch.nrep && enoent > 0) {
-				memset(op->dst, 0, op->sp.len);
+	for (int round = 0; round < 2; round++) {
+		unsigned order[VDIFS_MAX_REPLICAS], n = client_read_order(&op->ch, order);
+		for (unsigned k = 0; k <= n; k++) {
+			/* One pass over the others, then the failed one if it is alone. */
+			unsigned r = k < n ? order[k] : tried;
+			if ((k < n && r == tried && round == 0) || (k == n && (round == 1 || n > 1)))
+				continue;
+			io_encode_read(op);
+			if (io_run1(c, op, r, NULL, 0) == 0)
 				return 0;
-			}
-			if (refreshed)
-				break;
-			refreshed = true;
-			pthread_mutex_lock(&in->alloc_lock);
-			int rc = client_fetch_layout(c, in);
-			pthread_mutex_unlock(&in->alloc_lock);
-			if (rc != 0)
-				return rc;
-			pthread_mutex_lock(&in->lock);
-			struct vdifs_chunk *ch = vdifs_layout_get(&in->layout, op->sp.index);
-			bool hole = !ch || (ch->flags & VDIFS_CHUNK_HOLE);
-			if (!hole)
-				op->ch = *ch;
-			pthread_mutex_unlock(&in->lock);
-			if (hole) {
-				memset(op->dst, 0, op->sp.len);
-				return 0;
-			}
-			r = 0;
-			enoent = 0;
+			enoent += op->status == -ENOENT;
+			stale |= op->status == -ESTALE;
+			io_transport_failed(op);
 		}
-		io_encode_read(op);
-		if (io_run1(c, op, r, NULL, 0) == 0)
+		if (enoent >= op->ch.nrep) {
+			memset(op->dst, 0, op->sp.len);
 			return 0;
-		if (op->status == -ENOENT)
-			enoent++;
+		}
+		if (round == 1)
+			break;
+		struct vdifs_chunk old = op->ch;
+		pthread_mutex_lock(&in->alloc_lock);
+		int rc = client_fetch_layout(c, in);
+		pthread_mutex_unlock(&in->alloc_lock);
+		if (rc != 0)
+			return rc;
+		pthread_mutex_lock(&in->lock);
+		struct vdifs_chunk *ch = vdifs_layout_get(&in->layout, op->sp.index);
+		bool hole = !ch || (ch->flags & VDIFS_CHUNK_HOLE);
+		if (!hole)
+			op->ch = *ch;
+		pthread_mutex_unlock(&in->lock);
+		if (hole) {
+			memset(op->dst, 0, op->sp.len);
+			return 0;
+		}
+		bool moved = op->ch.chunk_id != old.chunk_id || op->ch.version != old.version ||
+			     op->ch.nrep != old.nrep || memcmp(op->ch.rep, old.rep, sizeof(old.rep)) != 0;
+		if (!moved && !stale)
+			break;
+		enoent = 0;
 	}
-	io_seterr(op, 0);
+	io_seterr(op);
 	return op->status ? op->status : -EIO;
 }
 
@@ -1322,10 +1432,12 @@ ssize_t vdifs_file_pread(struct vdifs_file *f, void *buf, size_t len, uint64_t o
 			memset(ops[i].dst, 0, ops[i].sp.len);
 			continue;
 		}
+		unsigned order[VDIFS_MAX_REPLICAS];
+		client_read_order(&ops[i].ch, order);
 		io_encode_read(&ops[i]);
-		io_issue(c, &b, &ops[i], 0, NULL, 0);
+		io_issue(c, &b, &ops[i], order[0], NULL, 0);
 	}
-	io_wait(&b);
+	io_wait(c, &b, ops, n);
 	io_batch_destroy(&b);
 	for (size_t i = 0; i < n && rc == 0; i++)
 		if (!ops[i].skip && ops[i].status != 0)
@@ -1371,7 +1483,7 @@ int vdifs_file_fsync(struct vdifs_file *f)
 			io_encode_sync(&ops[i]);
 			io_issue(c, &b, &ops[i], 0, NULL, 0);
 		}
-		io_wait(&b);
+		io_wait(c, &b, ops, n);
 		io_batch_destroy(&b);
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -1382,7 +1494,7 @@ int vdifs_file_fsync(struct vdifs_file *f)
 		if (op->status == 0 || op->status == -ENOENT)
 			continue;
 		if (rc == 0) {
-			io_seterr(op, 0);
+			io_seterr(op);
 			rc = op->status;
 		}
 		pthread_mutex_lock(&in->lock);
@@ -1433,7 +1545,7 @@ static int client_punch_partial(struct vdifs_client *c, struct inode *in, const 
 		}
 	}
 	if (rc != 0) {
-		io_seterr(op, 0);
+		io_seterr(op);
 		goto out;
 	}
 	pthread_mutex_lock(&in->lock);
@@ -1619,7 +1731,7 @@ static int client_chunk_seek(void *arg, const struct vdifs_chunk *ch, uint32_t o
 		rc = whence == VDIFS_SEEK_HOLE ? 1 : 0;
 		goto out;
 	}
-	io_seterr(op, 0);
+	io_seterr(op);
 out:
 	io_ops_free(op, 1);
 	return rc;
