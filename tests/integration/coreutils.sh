@@ -54,11 +54,11 @@ touch -d '2090-01-01 00:00:00' "$MNT/perm"
 
 log "xattrs"
 setfattr -n user.color -v blue "$MNT/perm"
-[ "$(getfattr --only-values -n user.color "$MNT/perm")" = blue ] || fail "getfattr"
+[ "$(getfattr --absolute-names --only-values -n user.color "$MNT/perm")" = blue ] || fail "getfattr"
 setfattr -n user.size -v 12345 "$MNT/perm"
-getfattr -d "$MNT/perm" | grep -q 'user.size="12345"' || fail "listxattr"
+getfattr --absolute-names -d "$MNT/perm" | grep -q 'user.size="12345"' || fail "listxattr"
 setfattr -x user.color "$MNT/perm"
-if getfattr -n user.color "$MNT/perm" 2>/dev/null; then fail "removed xattr still there"; fi
+if getfattr --absolute-names -n user.color "$MNT/perm" 2>/dev/null; then fail "removed xattr still there"; fi
 
 log "fifo, device node, permissions as an unprivileged user"
 mkfifo "$MNT/fifo"

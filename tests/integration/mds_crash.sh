@@ -40,7 +40,7 @@ while read -r op i; do
 		[ -f "$M2/d$i/g" ] && [ ! -e "$M2/d$i/f" ] || fail "lost rename in d$i"
 		[ "$(cat "$M2/d$i/g")" = "content $i" ] || fail "content of d$i/g" ;;
 	symlink) [ "$(readlink "$M2/d$i/s")" = g ] || fail "lost symlink d$i/s" ;;
-	xattr) [ "$(getfattr --only-values -n user.i "$M2/d$i/g")" = "$i" ] || fail "lost xattr on d$i/g" ;;
+	xattr) [ "$(getfattr --absolute-names --only-values -n user.i "$M2/d$i/g")" = "$i" ] || fail "lost xattr on d$i/g" ;;
 	esac
 done <"$DONE"
 # The first mount carries on after the restart as well.
