@@ -8,7 +8,7 @@ run_fio() {
 	local name=$1; shift
 	log "fio $name"
 	fio --name="$name" --directory="$MNT" --filename="$name.dat" --size="$SIZE" \
-		--ioengine=psync --verify=crc32c --verify_fatal=1 --do_verify=1 \
+		--ioengine=psync --verify=crc32c --verify_fatal=1 --do_verify=1 --verify_state_save=0 \
 		--output-format=terse --minimal "$@" >"$WORK/$name.out" 2>&1 ||
 		{ cat "$WORK/$name.out" >&2; fail "fio $name"; }
 	rm -f "$MNT/$name.dat"

@@ -44,6 +44,7 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+cd "$WORK" # tools that drop files in the current directory keep them here
 
 # A free base port with BASE..BASE+10 all unused (tests run in parallel).
 free_port_base() {
