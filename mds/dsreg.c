@@ -25,6 +25,7 @@ struct dsreg {
 	bool *was_up; /* parallel to ents, for dsreg_sweep */
 	uint64_t (*now_ms)(void *arg);
 	void *clock_arg;
+	uint64_t start_ms; /* registry clock at open */
 	uint64_t rng;
 };
 
@@ -53,6 +54,7 @@ void dsreg_set_clock(struct dsreg *r, uint64_t (*now_ms)(void *arg), void *arg)
 {
 	r->now_ms = now_ms;
 	r->clock_arg = arg;
+	r->start_ms = now_ms(arg);
 }
 
 uint32_t dsreg_heartbeat_ms(const struct dsreg *r) { return r->heartbeat_ms; }
@@ -85,6 +87,16 @@ bool dsreg_is_up(const struct dsreg *r, uint32_t id)
 {
 	const struct dsreg_entry *e = find(r, id);
 	return e && entry_up(r, e);
+}
+
+bool dsreg_settling(const struct dsreg *r)
+{
+	if (now(r) - r->start_ms >= r->timeout_ms)
+		return false;
+	for (size_t i = 0; i < r->n; i++)
+		if (!r->ents[i].seen)
+			return true;
+	return false;
 }
 
 /* Inserts rec keeping ids sorted.  0 or -ENOMEM. */
@@ -126,6 +138,7 @@ int dsreg_open(struct mdstore *st, uint32_t heartbeat_ms, uint32_t timeout_ms, s
 	r->heartbeat_ms = heartbeat_ms ? heartbeat_ms : DSREG_DEFAULT_HEARTBEAT_MS;
 	r->timeout_ms = timeout_ms ? timeout_ms : DSREG_DEFAULT_TIMEOUT_MS;
 	r->now_ms = monotonic_ms;
+	r->start_ms = monotonic_ms(NULL);
 	dsreg_seed(r, (uint64_t)time(NULL) << 20 ^ (uint64_t)getpid());
 
 	mdstore_key_tag(&prefix, 'S');

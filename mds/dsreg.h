@@ -40,7 +40,8 @@ struct dsreg_totals {
 int dsreg_open(struct mdstore *st, uint32_t heartbeat_ms, uint32_t timeout_ms, struct dsreg **out);
 void dsreg_free(struct dsreg *r);
 
-/* Replaces the monotonic millisecond clock (tests). */
+/* Replaces the monotonic millisecond clock (tests); the registry's start
+ * time is taken again from the new clock. */
 void dsreg_set_clock(struct dsreg *r, uint64_t (*now_ms)(void *arg), void *arg);
 /* Seeds the placement random generator (tests make placement repeatable). */
 void dsreg_seed(struct dsreg *r, uint64_t seed);
@@ -62,6 +63,12 @@ int dsreg_heartbeat(struct dsreg *r, const struct msg_ds_heartbeat_req *req, str
 /* The server with this id, or NULL.  The pointer lives until the next register. */
 const struct dsreg_entry *dsreg_get(const struct dsreg *r, uint32_t id);
 bool dsreg_is_up(const struct dsreg *r, uint32_t id);
+
+/* True while the registry is settling after an MDS start: less than the
+ * liveness timeout has passed and some server registered before the start
+ * has not been heard from yet.  Placement done now may miss servers that
+ * are about to report. */
+bool dsreg_settling(const struct dsreg *r);
 
 /*
  * Chooses up to want distinct servers that are up and have space, weighted by

@@ -5,8 +5,10 @@
  * Every handler does the same four steps -- decode (a malformed payload
  * closes the connection), check the caller's rights (role, read-only mount),
  * call the module, reply -- and answers before returning: the MDS is one
- * event-loop thread and each operation is a short LevelDB transaction, so
- * there is nothing to gain from deferring replies.
+ * event-loop thread and each operation is a short LevelDB transaction.  The
+ * one exception is a CHUNK_ALLOC arriving while the data servers are still
+ * reporting after an MDS start: it waits on a short timer rather than
+ * placing a chunk on fewer replicas than asked (or failing with ENOSPC).
  */
 #include "handlers.h"
 
@@ -19,10 +21,29 @@
 #include "volume.h"
 
 #include <errno.h>
+#include <event2/event.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+/* Period of the retry of deferred CHUNK_ALLOCs. */
+#define HANDLERS_RETRY_MS 100
+
+/* A request waiting for the registry to settle; holds a connection ref. */
+struct deferred {
+	struct rpc_request req; /* payload points at buf */
+	uint8_t *buf;
+	struct deferred *next;
+};
+
+struct handlers {
+	struct mds *m;
+	struct event *retry;
+	struct deferred *pending; /* in arrival order */
+	struct deferred **tail;
+};
 
 /* ---- helpers ----------------------------------------------------------------- */
 
@@ -556,20 +577,86 @@ static void h_layout(struct mds *m, const struct rpc_request *req)
 	wbuf_free(&items);
 }
 
-static void h_chunk_alloc(struct mds *m, const struct rpc_request *req)
+/* Answers a CHUNK_ALLOC; false (nothing sent) when it must wait. */
+static bool chunk_alloc_answer(struct mds *m, const struct rpc_request *req, const struct msg_chunk_alloc_req *q)
 {
-	struct msg_chunk_alloc_req q;
 	struct wbuf b;
-	if (!decoded(req, msg_chunk_alloc_req_decode(req->payload, req->len, &q)) || !writable(req, q.vol))
-		return;
 	wbuf_init(&b);
-	int rc = layer_chunk_alloc(m, &q, &b);
+	int rc = layer_chunk_alloc(m, q, true, &b);
+	if (rc == -EAGAIN) {
+		wbuf_free(&b);
+		return false;
+	}
 	if (rc < 0)
-		fail(req, rc, "chunk %llu of inode %llu of volume %u%s", (unsigned long long)q.index,
-		     (unsigned long long)q.ino, q.vol, rc == -ENOSPC ? " (no data server up with free space)" : "");
+		fail(req, rc, "chunk %llu of inode %llu of volume %u%s", (unsigned long long)q->index,
+		     (unsigned long long)q->ino, q->vol, rc == -ENOSPC ? " (no data server up with free space)" : "");
 	else
 		rpc_reply(req, &b);
 	wbuf_free(&b);
+	return true;
+}
+
+static void arm_retry(struct handlers *h)
+{
+	struct timeval tv = {.tv_sec = 0, .tv_usec = HANDLERS_RETRY_MS * 1000};
+	if (!evtimer_pending(h->retry, NULL))
+		evtimer_add(h->retry, &tv);
+}
+
+/* Keeps req (copying its payload) to answer from the retry timer. */
+static void defer(struct handlers *h, const struct rpc_request *req)
+{
+	struct deferred *d = calloc(1, sizeof(*d));
+	uint8_t *buf = malloc(req->len ? req->len : 1);
+	if (!d || !buf) {
+		free(d);
+		free(buf);
+		rpc_reply_error(req, -EAGAIN, "CHUNK_ALLOC: data servers are still reporting after an MDS start");
+		return;
+	}
+	memcpy(buf, req->payload, req->len);
+	d->req = *req;
+	d->req.payload = buf;
+	d->buf = buf;
+	rpc_conn_ref(d->req.conn);
+	*h->tail = d;
+	h->tail = &d->next;
+	arm_retry(h);
+}
+
+static void retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct handlers *h = arg;
+	struct deferred **pp = &h->pending;
+	while (*pp) {
+		struct deferred *d = *pp;
+		struct msg_chunk_alloc_req q;
+		/* It decoded when it came in, so the copy decodes the same. */
+		if (msg_chunk_alloc_req_decode(d->req.payload, d->req.len, &q) < 0)
+			rpc_reply_error(&d->req, -EIO, "CHUNK_ALLOC: deferred request lost");
+		else if (!chunk_alloc_answer(h->m, &d->req, &q)) {
+			pp = &d->next;
+			continue;
+		}
+		*pp = d->next;
+		rpc_conn_unref(d->req.conn);
+		free(d->buf);
+		free(d);
+	}
+	h->tail = pp;
+	if (h->pending)
+		arm_retry(h);
+}
+
+static void h_chunk_alloc(struct handlers *h, const struct rpc_request *req)
+{
+	struct msg_chunk_alloc_req q;
+	if (!decoded(req, msg_chunk_alloc_req_decode(req->payload, req->len, &q)) || !writable(req, q.vol))
+		return;
+	if (!chunk_alloc_answer(h->m, req, &q))
+		defer(h, req);
 }
 
 static void h_chunk_drop(struct mds *m, const struct rpc_request *req)
@@ -653,9 +740,41 @@ static void h_ds_heartbeat(struct mds *m, const struct rpc_request *req)
 
 /* ---- dispatch ------------------------------------------------------------------ */
 
+int handlers_new(struct event_base *base, struct mds *m, struct handlers **out)
+{
+	struct handlers *h = calloc(1, sizeof(*h));
+	if (!h)
+		return -ENOMEM;
+	h->m = m;
+	h->tail = &h->pending;
+	h->retry = evtimer_new(base, retry_cb, h);
+	if (!h->retry) {
+		free(h);
+		return -ENOMEM;
+	}
+	*out = h;
+	return 0;
+}
+
+void handlers_free(struct handlers *h)
+{
+	if (!h)
+		return;
+	while (h->pending) {
+		struct deferred *d = h->pending;
+		h->pending = d->next;
+		rpc_conn_unref(d->req.conn);
+		free(d->buf);
+		free(d);
+	}
+	event_free(h->retry);
+	free(h);
+}
+
 void handlers_dispatch(void *arg, const struct rpc_request *req)
 {
-	struct mds *m = arg;
+	struct handlers *h = arg;
+	struct mds *m = h->m;
 	switch (req->type) {
 	case VDIFS_MSG_VOL_CREATE: h_vol_create(m, req); break;
 	case VDIFS_MSG_VOL_LIST: h_vol_list(m, req); break;
@@ -683,7 +802,7 @@ void handlers_dispatch(void *arg, const struct rpc_request *req)
 	case VDIFS_MSG_OPEN: h_open(m, req); break;
 	case VDIFS_MSG_RELEASE: h_release(m, req); break;
 	case VDIFS_MSG_LAYOUT: h_layout(m, req); break;
-	case VDIFS_MSG_CHUNK_ALLOC: h_chunk_alloc(m, req); break;
+	case VDIFS_MSG_CHUNK_ALLOC: h_chunk_alloc(h, req); break;
 	case VDIFS_MSG_CHUNK_DROP: h_chunk_drop(m, req); break;
 	case VDIFS_MSG_COMMIT: h_commit(m, req); break;
 	case VDIFS_MSG_DS_REGISTER: h_ds_register(m, req); break;
@@ -697,7 +816,8 @@ void handlers_dispatch(void *arg, const struct rpc_request *req)
 
 void handlers_conn_closed(void *arg, struct rpc_conn *conn)
 {
-	struct mds *m = arg;
+	struct handlers *h = arg;
+	struct mds *m = h->m;
 	struct session *s = rpc_conn_get_data(conn);
 	if (!s)
 		return;

@@ -478,7 +478,7 @@ static int ancestor_chunk(struct mdstore_txn *t, uint64_t layer, uint64_t index,
 	return rc == -ENOENT ? -EIO : rc;
 }
 
-int layer_chunk_alloc(struct mds *m, const struct msg_chunk_alloc_req *req, struct wbuf *reply)
+int layer_chunk_alloc(struct mds *m, const struct msg_chunk_alloc_req *req, bool settle, struct wbuf *reply)
 {
 	struct mdstore_txn *t = mdstore_txn_begin(m->store);
 	struct md_volume v;
@@ -530,6 +530,10 @@ int layer_chunk_alloc(struct mds *m, const struct msg_chunk_alloc_req *req, stru
 	} else {
 		rc = dsreg_place(m->dsreg, v.replicas, NULL, 0, c.ds, &c.nrep);
 	}
+	/* Just after a restart the servers have not all reported yet: better
+	 * to wait a moment than to place fewer replicas (or fail) for good. */
+	if (settle && (rc == -ENOSPC || (rc == 0 && c.nrep < v.replicas)) && dsreg_settling(m->dsreg))
+		rc = -EAGAIN;
 	if (rc < 0)
 		goto fail;
 	rc = mdstore_counter_next(t, "chunk", false, 0, &c.id);

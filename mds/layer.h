@@ -17,6 +17,7 @@
 #include "mdstore.h"
 #include "proto.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 
 /* Most chunk_loc records one LAYOUT reply carries; a larger answer is
@@ -63,10 +64,14 @@ int layer_layout(struct mds *m, const struct msg_layout_req *req, struct wbuf *i
 /* CHUNK_ALLOC: the chunk at index in the file's own layer, made (placed on
  * the volume's replica count of distinct up data servers, as many as are up,
  * version 1) and stored when there is none.  Appends its chunk_loc record to
- * reply.  -ENOENT, -EINVAL (not a regular file), -EROFS (frozen layer),
- * -EFBIG (index past the largest file), -ENOSPC (no data server up with
- * space), -EIO, -ENOMEM. */
-int layer_chunk_alloc(struct mds *m, const struct msg_chunk_alloc_req *req, struct wbuf *reply);
+ * reply.  With settle, a new chunk that would get fewer replicas than the
+ * volume asks (or none: ENOSPC) while the registry is settling
+ * (dsreg_settling: just after an MDS start) is not made: -EAGAIN, and the
+ * caller asks again shortly.
+ * -ENOENT, -EINVAL (not a regular file), -EROFS (frozen layer), -EFBIG
+ * (index past the largest file), -ENOSPC (no data server up with space),
+ * -EIO, -ENOMEM. */
+int layer_chunk_alloc(struct mds *m, const struct msg_chunk_alloc_req *req, bool settle, struct wbuf *reply);
 
 /* CHUNK_DROP: layer_drop_range on the file's own layer, updating its blocks
  * and mtime/ctime.  -ENOENT, -EINVAL, -EROFS, -EIO, -ENOMEM. */

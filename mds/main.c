@@ -188,6 +188,10 @@ int main(int argc, char **argv)
 	    event_add(sweep, &tv) < 0)
 		die("event loop: cannot install signal and timer events");
 
+	struct handlers *handlers = NULL;
+	if (handlers_new(base, m, &handlers) < 0)
+		die("out of memory");
+
 	struct rpc_server_config scfg = {
 		.name = "mds",
 		.host = host,
@@ -198,7 +202,7 @@ int main(int argc, char **argv)
 		.auth = &auth,
 		.handler = handlers_dispatch,
 		.on_close = handlers_conn_closed,
-		.arg = m,
+		.arg = handlers,
 	};
 	struct rpc_server *srv = rpc_server_start(base, &scfg, err, sizeof(err));
 	if (!srv)
@@ -211,6 +215,7 @@ int main(int argc, char **argv)
 	event_base_dispatch(base);
 
 	rpc_server_free(srv);
+	handlers_free(handlers);
 	event_free(sweep);
 	event_free(sigint);
 	event_free(sigterm);

@@ -81,6 +81,29 @@ static void test_liveness(void **state)
 	wbuf_free(&ids);
 }
 
+/* After a restart, placement waits until the servers known from before
+ * have reported, or until the liveness timeout. */
+static void test_settling(void **state)
+{
+	struct tmds *t = *state;
+	assert_false(dsreg_settling(t->m->dsreg)); /* nothing known */
+	uint32_t a = tmds_add_ds(t, "a", 1, 1 << 30);
+	uint32_t b = tmds_add_ds(t, "b", 2, 1 << 30);
+	assert_false(dsreg_settling(t->m->dsreg)); /* all heard from */
+	tmds_reopen(t);
+	assert_true(dsreg_settling(t->m->dsreg));
+	tmds_heartbeat(t, a, 1 << 30);
+	assert_true(dsreg_settling(t->m->dsreg));
+	tmds_heartbeat(t, b, 1 << 30);
+	assert_false(dsreg_settling(t->m->dsreg));
+	tmds_reopen(t);
+	tmds_heartbeat(t, a, 1 << 30);
+	t->now_ms += 4999;
+	assert_true(dsreg_settling(t->m->dsreg));
+	t->now_ms += 1;
+	assert_false(dsreg_settling(t->m->dsreg)); /* b is gone for good */
+}
+
 static void test_deletion_queue(void **state)
 {
 	struct tmds *t = *state;
@@ -232,6 +255,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_register_ids_persist, tmds_setup, tmds_teardown),
 		cmocka_unit_test_setup_teardown(test_liveness, tmds_setup, tmds_teardown),
+		cmocka_unit_test_setup_teardown(test_settling, tmds_setup, tmds_teardown),
 		cmocka_unit_test_setup_teardown(test_deletion_queue, tmds_setup, tmds_teardown),
 		cmocka_unit_test_setup_teardown(test_place, tmds_setup, tmds_teardown),
 		cmocka_unit_test_setup_teardown(test_list, tmds_setup, tmds_teardown),

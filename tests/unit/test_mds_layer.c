@@ -164,6 +164,43 @@ static void test_alloc_limits(void **state)
 	assert_int_equal(tmds_alloc(t, vol, 999, 0, &id, ds, &nrep), -ENOENT);
 }
 
+/* Just after a restart, a new chunk waits (EAGAIN) rather than being placed
+ * on fewer servers than asked or failing with ENOSPC; an existing one does
+ * not wait. */
+static void test_alloc_waits_after_restart(void **state)
+{
+	struct tmds *t = *state;
+	uint32_t a = tmds_add_ds(t, "a", 9401, 1ull << 40);
+	uint32_t b = tmds_add_ds(t, "b", 9402, 1ull << 40);
+	uint32_t vol = tmds_volume(t, "v", MiB, 2);
+	uint64_t f = tmds_mknod(t, vol, ROOT, "f", S_IFREG | 0644);
+	uint32_t ds[8], nrep;
+	assert_int_equal(tmds_alloc(t, vol, f, 0, NULL, NULL, NULL), 0);
+	tmds_reopen(t);
+	t->settle = true;
+	assert_int_equal(tmds_alloc(t, vol, f, 1, NULL, ds, &nrep), -EAGAIN); /* none up yet */
+	assert_int_equal(tmds_alloc(t, vol, f, 0, NULL, ds, &nrep), 0);
+	tmds_heartbeat(t, a, 1ull << 40);
+	assert_int_equal(tmds_alloc(t, vol, f, 1, NULL, ds, &nrep), -EAGAIN); /* one of two */
+	tmds_heartbeat(t, b, 1ull << 40);
+	assert_int_equal(tmds_alloc(t, vol, f, 1, NULL, ds, &nrep), 0);
+	assert_int_equal(nrep, 2);
+	/* A server that never comes back delays new chunks by the timeout only. */
+	tmds_reopen(t);
+	t->settle = true;
+	tmds_heartbeat(t, a, 1ull << 40);
+	assert_int_equal(tmds_alloc(t, vol, f, 2, NULL, ds, &nrep), -EAGAIN);
+	t->now_ms += 5000;
+	tmds_heartbeat(t, a, 1ull << 40);
+	assert_int_equal(tmds_alloc(t, vol, f, 2, NULL, ds, &nrep), 0);
+	assert_int_equal(nrep, 1);
+	assert_int_equal(ds[0], a);
+	/* Without settle (the default of the other tests) nothing waits. */
+	t->settle = false;
+	tmds_reopen(t);
+	assert_int_equal(tmds_alloc(t, vol, f, 3, NULL, ds, &nrep), -ENOSPC);
+}
+
 static void test_commit(void **state)
 {
 	struct tmds *t = *state;
@@ -465,6 +502,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_alloc_and_layout, tmds_setup, tmds_teardown),
 		cmocka_unit_test_setup_teardown(test_alloc_limits, tmds_setup, tmds_teardown),
+		cmocka_unit_test_setup_teardown(test_alloc_waits_after_restart, tmds_setup, tmds_teardown),
 		cmocka_unit_test_setup_teardown(test_commit, tmds_setup, tmds_teardown),
 		cmocka_unit_test_setup_teardown(test_drop_and_truncate, tmds_setup, tmds_teardown),
 		cmocka_unit_test_setup_teardown(test_unlink_queues_deletion, tmds_setup, tmds_teardown),

@@ -151,7 +151,7 @@ int tmds_alloc(struct tmds *t, uint32_t vol, uint64_t ino, uint64_t index, uint6
 	struct wbuf b;
 	struct msg_chunk_loc loc;
 	wbuf_init(&b);
-	int rc = layer_chunk_alloc(t->m, &q, &b);
+	int rc = layer_chunk_alloc(t->m, &q, t->settle, &b);
 	if (rc != 0) {
 		wbuf_free(&b);
 		return rc;

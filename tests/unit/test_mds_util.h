@@ -28,6 +28,7 @@ struct tmds {
 	char db[128];
 	struct mds *m;
 	uint64_t now_ms; /* the registry's clock */
+	bool settle;     /* tmds_alloc asks layer_chunk_alloc to wait for a settling registry */
 };
 
 /* cmocka setup/teardown: *state becomes a struct tmds with an open MDS. */
