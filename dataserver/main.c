@@ -277,6 +277,9 @@ int main(int argc, char **argv)
 	mdslink_stop(link);
 	rpc_server_free(srv);
 	handlers_free(h);
+	/* Run what the frees scheduled (peers are released on the loop). */
+	for (int i = 0; i < 3; i++)
+		event_base_loop(base, EVLOOP_NONBLOCK);
 	chunkstore_close(store);
 	event_base_free(base);
 	if (o.pid_file)
