@@ -265,6 +265,11 @@ int main(int argc, char **argv)
 		free(fsopt);
 		fsopt = joined;
 	}
+	/* Root mounts serve every user (qemu runs as its own user): the kernel
+	 * checks permissions (default_permissions), so this is safe.  Others may
+	 * ask for it with -o allow_other (user_allow_other in /etc/fuse.conf). */
+	if (geteuid() == 0 && fuse_opt_add_opt(&fsopt, "allow_other") != 0)
+		goto out_args;
 	if (fuse_opt_add_arg(&args, "-o") != 0 || fuse_opt_add_arg(&args, fsopt) != 0)
 		goto out_args;
 	if (fuse_parse_cmdline(&args, &copts) != 0)
