@@ -23,6 +23,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define PROG "vdifs-ds"
@@ -81,18 +82,21 @@ static size_t collect_dirs(const struct ds_opts *o, char **dirs, size_t max)
 	return n;
 }
 
-/* Takes an exclusive lock on dir/ds.lock so that two servers never share a
- * store; the fd stays open (and locked) until exit. */
+/* Takes an exclusive lock on dir/ds.lock (creating dir if needed) so that two
+ * servers never share a store; the fd stays open (and locked) until exit. */
 static void lock_dir(const char *dir)
 {
 	char path[4096];
 	if (snprintf(path, sizeof(path), "%s/ds.lock", dir) >= (int)sizeof(path))
 		die("%s: path too long", dir);
+	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+		die("data directory: %s: %s", dir, strerror(errno));
 	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
 	if (fd < 0)
-		die("%s: %s", path, strerror(errno));
+		die("data directory: %s: %s", path, strerror(errno));
 	if (flock(fd, LOCK_EX | LOCK_NB) < 0)
-		die("%s: %s", dir, errno == EWOULDBLOCK ? "in use by another vdifs-ds" : strerror(errno));
+		die("data directory: %s: %s", dir,
+		    errno == EWOULDBLOCK ? "in use by another vdifs-ds (or listed twice)" : strerror(errno));
 }
 
 static void write_pid_file(const char *path)
@@ -196,10 +200,10 @@ int main(int argc, char **argv)
 	size_t ndirs = collect_dirs(&o, dirs, CHUNKSTORE_DIRS_MAX);
 	struct chunkstore_config scfg = {.dirs = (const char *const *)dirs, .ndirs = ndirs, .fd_cache = o.fd_cache};
 	struct chunkstore *store = NULL;
+	for (size_t i = 0; i < ndirs; i++)
+		lock_dir(dirs[i]); /* before the scan, which removes leftovers */
 	if (chunkstore_open(&scfg, &store, err, sizeof(err)) < 0)
 		die("data directory: %s", err);
-	for (size_t i = 0; i < ndirs; i++)
-		lock_dir(dirs[i]);
 	char uuid[MDSLINK_UUID_MAX + 1];
 	if (mdslink_load_uuid(dirs[0], uuid, sizeof(uuid), err, sizeof(err)) < 0)
 		die("uuid: %s", err);
