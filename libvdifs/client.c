@@ -19,7 +19,11 @@
  *
  * Dead connections are replaced by fresh ones; the dead rpc_peer objects go
  * to a graveyard freed with the client, because another thread may still
- * hold the pointer it took from a pool.
+ * hold the pointer it took from a pool.  A data server that refuses
+ * connections or leaves a request unanswered (probed after 10 s, see
+ * io_wait) is "suspect" for 30 s: reads go to its peers first.  Writes need
+ * every replica; a write to a chunk with a dead replica fails until the MDS
+ * hands out a new replica set (CHUNK_ALLOC is asked again).
  */
 #include "client.h"
 #include "log.h"
@@ -1099,12 +1103,20 @@ int vdifs_file_open(struct vdifs_client *c, uint64_t ino, uint32_t flags, struct
 		in->size = a.size;
 	pthread_mutex_unlock(&in->lock);
 
-	/* Close-to-open: every open fetches the layout afresh. */
-	pthread_mutex_lock(&in->alloc_lock);
-	rc = client_fetch_layout(c, in);
-	pthread_mutex_unlock(&in->alloc_lock);
-	if (rc != 0)
-		goto fail_release;
+	/* Close-to-open: every open fetches the layout afresh, except that of
+	 * an empty file (a new one, mostly), which has no chunks. */
+	pthread_mutex_lock(&in->lock);
+	bool empty = in->size == 0 && in->layout.n == 0;
+	if (empty)
+		in->layout_ms = client_now_ms();
+	pthread_mutex_unlock(&in->lock);
+	if (!empty) {
+		pthread_mutex_lock(&in->alloc_lock);
+		rc = client_fetch_layout(c, in);
+		pthread_mutex_unlock(&in->alloc_lock);
+		if (rc != 0)
+			goto fail_release;
+	}
 	if (flags & O_TRUNC) {
 		rc = vdifs_file_truncate(f, 0);
 		if (rc != 0)
