@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #define PROG "vdifs-ds"
+#define PEERS_GUESS 64 /* other data servers we forward to, for the fd budget */
 
 struct ds_opts {
 	char *listen;
@@ -106,14 +107,30 @@ static void write_pid_file(const char *path)
 		die("--pid-file: %s: %s", path, strerror(errno));
 }
 
-/* As many open files as allowed: chunk files are cached open. */
-static void raise_nofile(void)
+/* As many open files as allowed (chunk files are cached open), and a chunk
+ * file cache that leaves room for the connections. */
+static void fit_nofile(struct ds_opts *o)
 {
 	struct rlimit rl;
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return;
+	if (rl.rlim_cur < rl.rlim_max) {
 		rl.rlim_cur = rl.rlim_max;
 		setrlimit(RLIMIT_NOFILE, &rl);
+		getrlimit(RLIMIT_NOFILE, &rl);
 	}
+	/* Peers, the MDS link, sync duplicates, logs and spare; the rest is
+	 * shared by client connections and cached chunk files. */
+	uint64_t spare = 2 * PEERS_GUESS + 64;
+	if (rl.rlim_cur == RLIM_INFINITY || (uint64_t)o->fd_cache + o->max_conns + spare <= rl.rlim_cur)
+		return;
+	uint64_t budget = rl.rlim_cur > spare + 64 ? rl.rlim_cur - spare : 64;
+	uint32_t cache = o->fd_cache < budget / 3 ? o->fd_cache : (uint32_t)(budget / 3);
+	uint32_t conns = o->max_conns < budget - cache ? o->max_conns : (uint32_t)(budget - cache);
+	log_warn("open file limit %llu: chunk file cache %u (not %u), connections %u (not %u); raise ulimit -n",
+		 (unsigned long long)rl.rlim_cur, cache, o->fd_cache, conns, o->max_conns);
+	o->fd_cache = cache;
+	o->max_conns = conns;
 }
 
 static void stop_cb(evutil_socket_t sig, short what, void *arg)
@@ -196,6 +213,7 @@ int main(int argc, char **argv)
 	if (!o.key_file && !o.insecure)
 		die("cluster key: none given (use --key-file FILE, or --insecure to run without authentication)");
 
+	fit_nofile(&o);
 	char *dirs[CHUNKSTORE_DIRS_MAX];
 	size_t ndirs = collect_dirs(&o, dirs, CHUNKSTORE_DIRS_MAX);
 	struct chunkstore_config scfg = {.dirs = (const char *const *)dirs, .ndirs = ndirs, .fd_cache = o.fd_cache};
@@ -209,7 +227,6 @@ int main(int argc, char **argv)
 		die("uuid: %s", err);
 
 	signal(SIGPIPE, SIG_IGN);
-	raise_nofile();
 	rpc_global_init();
 	struct event_base *base = event_base_new();
 	if (!base)
