@@ -126,13 +126,15 @@ static void fwd_reply_cb(void *arg, int status, const uint8_t *payload, uint32_t
 			t->done = true;
 			op->waiting--;
 		} else if (payload) {
-			/* The replica answered with an error: pass its status on. */
+			/* The replica answered with an error: pass its status on, but
+			 * a replica that lacks a chunk we hold has lost it: that is an
+			 * I/O error, not "never written" (which ENOENT tells clients). */
 			struct msg_error_rep e;
 			char why[256];
 			if (msg_error_rep_decode(payload, len, &e) < 0 ||
 			    vbytes_to_cstr(e.message, why, sizeof(why)) < 0)
 				snprintf(why, sizeof(why), "%s", strerror(-status));
-			target_fail(t, status, why);
+			target_fail(t, status == -ENOENT ? -EIO : status, why);
 		} else {
 			/* Transport failure: the replica is unreachable, not wrong. */
 			const char *why = rpc_peer_error(t->peer);

@@ -477,11 +477,20 @@ static void test_punch_sync_forwarded(void **state)
 	assert_non_null(strstr(res.message, want));
 	rpc_result_free(&res);
 	wbuf_free(&fwd2);
-	/* Sync of a chunk a replica lacks fails, naming it. */
+	/* Sync of a chunk nobody has: ENOENT from the primary itself. */
 	wbuf_reset(&b);
 	sm.chunk_id = 0x89;
 	msg_ds_sync_req_put(&b, &sm);
 	assert_int_equal(rpc_call(e->cli[0], VDIFS_MSG_DS_SYNC, &b, NULL, 0, &res, 10000), -ENOENT);
+	rpc_result_free(&res);
+	/* A replica that lost a chunk the primary holds: EIO, naming it. */
+	assert_int_equal(ds_write(e, e->cli[0], NULL, 0, 0x8a, 1, 0, w, 100, NULL, NULL), 0);
+	wbuf_reset(&b);
+	sm.chunk_id = 0x8a;
+	msg_ds_sync_req_put(&b, &sm);
+	assert_int_equal(rpc_call(e->cli[0], VDIFS_MSG_DS_SYNC, &b, NULL, 0, &res, 10000), -EIO);
+	snprintf(want, sizeof(want), "replica 127.0.0.1:%u", e->ds[1].port);
+	assert_non_null(strstr(res.message, want));
 	rpc_result_free(&res);
 	wbuf_free(&b);
 	wbuf_free(&fwd);
