@@ -628,7 +628,8 @@ static void fs_statfs(fuse_req_t req, fuse_ino_t ino)
 	sv.f_blocks = s.total / bsize;
 	sv.f_bfree = s.free / bsize;
 	sv.f_bavail = s.avail / bsize;
-	sv.f_files = s.files;
+	/* STATFS reports inodes in use; statvfs wants the total. */
+	sv.f_files = s.files + s.ffree;
 	sv.f_ffree = s.ffree;
 	sv.f_favail = s.ffree;
 	sv.f_namemax = s.namemax ? s.namemax : VDIFS_NAME_MAX;
