@@ -111,10 +111,12 @@ struct rpc_server {
 	struct rpc_server_config cfg;
 	uint32_t nconns;
 	uint16_t port;
+	struct rpc_conn *conns; /* every connection not yet freed */
 };
 
 struct rpc_conn {
-	struct rpc_server *srv;
+	struct rpc_server *srv; /* NULL once the server was freed */
+	struct rpc_conn *prev, *next;
 	struct bufferevent *bev;
 	int refs;
 	bool closed;  /* no more input is processed; freed when flushed and unreferenced */
@@ -126,12 +128,26 @@ struct rpc_conn {
 	void *data;
 };
 
+static void conn_unlink(struct rpc_conn *c)
+{
+	if (!c->srv)
+		return;
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		c->srv->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	if (c->counted)
+		c->srv->nconns--;
+	c->srv = NULL;
+}
+
 static void conn_free(struct rpc_conn *c)
 {
 	if (c->bev)
 		bufferevent_free(c->bev);
-	if (c->counted)
-		c->srv->nconns--;
+	conn_unlink(c);
 	free(c);
 }
 
@@ -169,7 +185,7 @@ static void conn_close(struct rpc_conn *c)
 	if (c->closed)
 		return;
 	c->closed = true;
-	if (c->srv->cfg.on_close)
+	if (c->srv && c->srv->cfg.on_close)
 		c->srv->cfg.on_close(c->srv->cfg.arg, c);
 	bufferevent_disable(c->bev, EV_READ);
 	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
@@ -445,11 +461,15 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	}
 	c->srv = s;
 	c->refs = 1;
+	c->next = s->conns;
+	if (s->conns)
+		s->conns->prev = c;
+	s->conns = c;
 	snprintf(c->peer, sizeof(c->peer), "%s", peer);
 	c->bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	if (!c->bev) {
 		evutil_closesocket(fd);
-		free(c);
+		conn_free(c);
 		return;
 	}
 	c->counted = true;
@@ -518,6 +538,20 @@ void rpc_server_free(struct rpc_server *s)
 	if (!s)
 		return;
 	evconnlistener_free(s->listener);
+	/* Close what is still open; a connection a handler still references
+	 * lives on, detached, until its last rpc_conn_unref. */
+	while (s->conns) {
+		struct rpc_conn *c = s->conns;
+		rpc_conn_ref(c);
+		conn_close(c);
+		if (c->bev) { /* was flushing: give up on the rest */
+			bufferevent_free(c->bev);
+			c->bev = NULL;
+			rpc_conn_unref(c);
+		}
+		conn_unlink(c);
+		rpc_conn_unref(c);
+	}
 	free(s);
 }
 

@@ -89,7 +89,8 @@ struct rpc_server_config {
 	void *arg;
 };
 
-/* Binds and listens.  NULL on failure with a message in err. */
+/* Binds and listens.  NULL on failure with a message in err.
+ * rpc_server_free closes every open connection (on_close is called). */
 struct rpc_server *rpc_server_start(struct event_base *base, const struct rpc_server_config *cfg,
 				    char *err, size_t errlen);
 uint16_t rpc_server_port(const struct rpc_server *s);
@@ -134,7 +135,9 @@ struct rpc_peer_config {
 
 /* Starts connecting (asynchronously) on base; calls may be issued at once. */
 struct rpc_peer *rpc_peer_new(struct event_base *base, const struct rpc_peer_config *cfg);
-/* Fails pending calls with -ECANCELED and frees the peer once idle. */
+/* Fails pending calls with -ECANCELED; the memory is released on the next
+ * turn of the peer's event loop (an owner stopping its loop runs it once
+ * with EVLOOP_NONBLOCK before event_base_free, as rpc_loop_stop does). */
 void rpc_peer_free(struct rpc_peer *p);
 bool rpc_peer_dead(struct rpc_peer *p);
 /* Why the peer died ("connection refused", "authentication failed ..."). */
