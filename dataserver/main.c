@@ -8,6 +8,7 @@
  */
 #include "chunkstore.h"
 #include "config.h"
+#include "daemon.h"
 #include "handlers.h"
 #include "log.h"
 #include "mdslink.h"
@@ -47,17 +48,6 @@ struct ds_opts {
 	char *pid_file;
 };
 
-static __attribute__((format(printf, 1, 2), noreturn)) void die(const char *fmt, ...)
-{
-	va_list ap;
-	fprintf(stderr, PROG ": ");
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	exit(1);
-}
-
 /* Splits the comma-separated data_dirs and adds data_dir; dies on none. */
 static size_t collect_dirs(const struct ds_opts *o, char **dirs, size_t max)
 {
@@ -67,19 +57,19 @@ static size_t collect_dirs(const struct ds_opts *o, char **dirs, size_t max)
 	if (o->data_dirs) {
 		char *list = strdup(o->data_dirs), *save = NULL;
 		if (!list)
-			die("out of memory");
+			daemon_die("out of memory");
 		for (char *d = strtok_r(list, ",", &save); d; d = strtok_r(NULL, ",", &save)) {
 			while (*d == ' ')
 				d++;
 			if (!*d)
 				continue;
 			if (n == max)
-				die("--data-dirs: more than %zu directories", max);
+				daemon_die("--data-dirs: more than %zu directories", max);
 			dirs[n++] = d; /* list is kept for the life of the process */
 		}
 	}
 	if (n == 0)
-		die("--data-dir: required (a directory for chunk files; --data-dirs DIR1,DIR2 for several)");
+		daemon_die("--data-dir: required (a directory for chunk files; --data-dirs DIR1,DIR2 for several)");
 	return n;
 }
 
@@ -89,22 +79,15 @@ static void lock_dir(const char *dir)
 {
 	char path[4096];
 	if (snprintf(path, sizeof(path), "%s/ds.lock", dir) >= (int)sizeof(path))
-		die("%s: path too long", dir);
+		daemon_die("%s: path too long", dir);
 	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
-		die("data directory: %s: %s", dir, strerror(errno));
+		daemon_die("data directory: %s: %s", dir, strerror(errno));
 	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
 	if (fd < 0)
-		die("data directory: %s: %s", path, strerror(errno));
+		daemon_die("data directory: %s: %s", path, strerror(errno));
 	if (flock(fd, LOCK_EX | LOCK_NB) < 0)
-		die("data directory: %s: %s", dir,
+		daemon_die("data directory: %s: %s", dir,
 		    errno == EWOULDBLOCK ? "in use by another vdifs-ds (or listed twice)" : strerror(errno));
-}
-
-static void write_pid_file(const char *path)
-{
-	FILE *f = fopen(path, "w");
-	if (!f || fprintf(f, "%ld\n", (long)getpid()) < 0 || fclose(f) != 0)
-		die("--pid-file: %s: %s", path, strerror(errno));
 }
 
 /* As many open files as allowed (chunk files are cached open), and a chunk
@@ -133,15 +116,9 @@ static void fit_nofile(struct ds_opts *o)
 	o->max_conns = conns;
 }
 
-static void stop_cb(evutil_socket_t sig, short what, void *arg)
-{
-	(void)what;
-	log_info("signal %d: shutting down", (int)sig);
-	event_base_loopbreak(arg);
-}
-
 int main(int argc, char **argv)
 {
+	daemon_init(PROG);
 	struct ds_opts o = {
 		.listen = "127.0.0.1:9401",
 		.mds = "127.0.0.1:9400",
@@ -174,44 +151,33 @@ int main(int argc, char **argv)
 	int first_arg;
 	bool help;
 	if (config_parse_args(opts, argc, argv, &first_arg, &help, err, sizeof(err)) < 0)
-		die("%s", err);
+		daemon_die("%s", err);
 	if (help) {
 		config_print_help(opts, "usage: " PROG " [--config FILE] [OPTIONS]\n\n"
 					"Serves chunk replicas from local directories to vdifs clients and peers.");
 		return 0;
 	}
 	if (first_arg < argc)
-		die("%s: unexpected argument (see --help)", argv[first_arg]);
+		daemon_die("%s: unexpected argument (see --help)", argv[first_arg]);
 
-	enum log_level level;
-	if (log_level_parse(o.log_level, &level) < 0)
-		die("--log-level: '%s' is not error, warn, info or debug", o.log_level);
-	log_init(PROG, level);
-	if (o.log_file && log_open(o.log_file) < 0)
-		die("--log-file: %s: %s", o.log_file, strerror(errno));
+	daemon_setup_log(o.log_level, o.log_file);
 
 	char lhost[256], ahost[256], mhost[256];
 	uint16_t lport, aport, mport;
 	if (rpc_parse_hostport(o.listen, lhost, &lport) < 0)
-		die("--listen: '%s' is not HOST:PORT", o.listen);
+		daemon_die("--listen: '%s' is not HOST:PORT", o.listen);
 	if (rpc_parse_hostport(o.mds, mhost, &mport) < 0 || mport == 0)
-		die("--mds: '%s' is not HOST:PORT", o.mds);
+		daemon_die("--mds: '%s' is not HOST:PORT", o.mds);
 	if (o.advertise && (rpc_parse_hostport(o.advertise, ahost, &aport) < 0 || aport == 0))
-		die("--advertise: '%s' is not HOST:PORT", o.advertise);
+		daemon_die("--advertise: '%s' is not HOST:PORT", o.advertise);
 	if (!o.advertise && (strcmp(lhost, "0.0.0.0") == 0 || strcmp(lhost, "::") == 0))
-		die("--advertise: required when listening on the wildcard address %s", lhost);
-	if (o.max_payload < 65536 + 4096 || o.max_payload > (256u << 20))
-		die("--max-payload: %llu is outside 68K..256M", (unsigned long long)o.max_payload);
+		daemon_die("--advertise: required when listening on the wildcard address %s", lhost);
+	daemon_check_max_payload(o.max_payload);
 	if (o.fd_cache == 0)
-		die("--fd-cache: must be at least 1");
+		daemon_die("--fd-cache: must be at least 1");
 
-	struct rpc_auth auth = {.keylen = 0};
-	if (o.key_file && o.insecure)
-		die("--insecure: conflicts with --key-file (choose one)");
-	if (o.key_file && rpc_auth_load_key(&auth, o.key_file, err, sizeof(err)) < 0)
-		die("--key-file: %s", err);
-	if (!o.key_file && !o.insecure)
-		die("cluster key: none given (use --key-file FILE, or --insecure to run without authentication)");
+	struct rpc_auth auth;
+	daemon_load_auth(o.key_file, o.insecure, &auth);
 
 	fit_nofile(&o);
 	char *dirs[CHUNKSTORE_DIRS_MAX];
@@ -221,16 +187,15 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < ndirs; i++)
 		lock_dir(dirs[i]); /* before the scan, which removes leftovers */
 	if (chunkstore_open(&scfg, &store, err, sizeof(err)) < 0)
-		die("data directory: %s", err);
+		daemon_die("data directory: %s", err);
 	char uuid[MDSLINK_UUID_MAX + 1];
 	if (mdslink_load_uuid(dirs[0], uuid, sizeof(uuid), err, sizeof(err)) < 0)
-		die("uuid: %s", err);
+		daemon_die("uuid: %s", err);
 
-	signal(SIGPIPE, SIG_IGN);
 	rpc_global_init();
 	struct event_base *base = event_base_new();
 	if (!base)
-		die("event loop: cannot create");
+		daemon_die("event loop: cannot create");
 
 	char name[300];
 	struct handlers_config hcfg = {
@@ -254,11 +219,11 @@ int main(int argc, char **argv)
 	snprintf(name, sizeof(name), "ds %s", o.advertise ? o.advertise : o.listen);
 	struct handlers *h = handlers_new(&hcfg);
 	if (!h)
-		die("out of memory");
+		daemon_die("out of memory");
 	rcfg.arg = h;
 	struct rpc_server *srv = rpc_server_start(base, &rcfg, err, sizeof(err));
 	if (!srv)
-		die("--listen: %s", err);
+		daemon_die("--listen: %s", err);
 	if (!o.advertise) {
 		snprintf(ahost, sizeof(ahost), "%s", lhost);
 		aport = rpc_server_port(srv);
@@ -276,15 +241,13 @@ int main(int argc, char **argv)
 	};
 	struct mdslink *link = mdslink_start(&mcfg);
 	if (!link)
-		die("out of memory");
+		daemon_die("out of memory");
 	handlers_on_delete(h, mdslink_note_deleted, link);
 
-	struct event *sigterm = evsignal_new(base, SIGTERM, stop_cb, base);
-	struct event *sigint = evsignal_new(base, SIGINT, stop_cb, base);
-	if (!sigterm || !sigint || evsignal_add(sigterm, NULL) < 0 || evsignal_add(sigint, NULL) < 0)
-		die("signal handlers: cannot install");
+	struct event *stop[2];
+	daemon_stop_on_signals(base, stop);
 	if (o.pid_file)
-		write_pid_file(o.pid_file);
+		daemon_write_pid_file(o.pid_file);
 
 	struct chunkstore_space sp;
 	chunkstore_space(store, &sp);
@@ -293,8 +256,8 @@ int main(int argc, char **argv)
 		 ahost, aport, mhost, mport, auth.keylen ? "" : ", insecure");
 	event_base_dispatch(base);
 
-	event_free(sigterm);
-	event_free(sigint);
+	event_free(stop[0]);
+	event_free(stop[1]);
 	mdslink_stop(link);
 	rpc_server_free(srv);
 	handlers_free(h);

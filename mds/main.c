@@ -6,6 +6,7 @@
  * synchronous LevelDB transactions and need no locking.
  */
 #include "config.h"
+#include "daemon.h"
 #include "dsreg.h"
 #include "handlers.h"
 #include "log.h"
@@ -39,17 +40,6 @@ struct mds_opts {
 	char *pid_file;
 };
 
-static __attribute__((format(printf, 1, 2), noreturn)) void die(const char *fmt, ...)
-{
-	va_list ap;
-	fprintf(stderr, PROG ": ");
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	exit(1);
-}
-
 /* mkdir -p with mode 0700 for the directories it makes.  0 or -errno. */
 static int make_dirs(const char *path)
 {
@@ -72,22 +62,6 @@ static int make_dirs(const char *path)
 	return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
 }
 
-static void write_pid_file(const char *path)
-{
-	FILE *f = fopen(path, "w");
-	if (!f)
-		die("--pid-file: %s: %s", path, strerror(errno));
-	if (fprintf(f, "%ld\n", (long)getpid()) < 0 || fclose(f) != 0)
-		die("--pid-file: %s: %s", path, strerror(errno));
-}
-
-static void stop_cb(evutil_socket_t sig, short what, void *arg)
-{
-	(void)what;
-	log_info("signal %d: shutting down", (int)sig);
-	event_base_loopbreak(arg);
-}
-
 static void sweep_cb(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
@@ -98,6 +72,7 @@ static void sweep_cb(evutil_socket_t fd, short what, void *arg)
 
 int main(int argc, char **argv)
 {
+	daemon_init(PROG);
 	struct mds_opts o = {
 		.listen = "127.0.0.1:9400",
 		.heartbeat_ms = DSREG_DEFAULT_HEARTBEAT_MS,
@@ -126,71 +101,58 @@ int main(int argc, char **argv)
 	int first_arg;
 	bool help;
 	if (config_parse_args(opts, argc, argv, &first_arg, &help, err, sizeof(err)) < 0)
-		die("%s", err);
+		daemon_die("%s", err);
 	if (help) {
 		config_print_help(opts, "usage: " PROG " --data-dir DIR (--key-file FILE | --insecure) [OPTIONS]\n\n"
 					"Serves the namespace, volumes and chunk layouts of a vdifs cluster.");
 		return 0;
 	}
 	if (first_arg < argc)
-		die("%s: unexpected argument (see --help)", argv[first_arg]);
+		daemon_die("%s: unexpected argument (see --help)", argv[first_arg]);
 
-	enum log_level level;
-	if (log_level_parse(o.log_level, &level) < 0)
-		die("--log-level: '%s' is not error, warn, info or debug", o.log_level);
-	log_init(PROG, level);
-	if (o.log_file && log_open(o.log_file) < 0)
-		die("--log-file: %s: %s", o.log_file, strerror(errno));
+	daemon_setup_log(o.log_level, o.log_file);
 
 	char host[256];
 	uint16_t port;
 	if (rpc_parse_hostport(o.listen, host, &port) < 0)
-		die("--listen: '%s' is not HOST:PORT", o.listen);
-	if (o.max_payload < 65536 + 4096 || o.max_payload > (256u << 20))
-		die("--max-payload: %llu is outside 68K..256M", (unsigned long long)o.max_payload);
+		daemon_die("--listen: '%s' is not HOST:PORT", o.listen);
+	daemon_check_max_payload(o.max_payload);
 	if (o.heartbeat_ms == 0 || o.ds_timeout_ms <= o.heartbeat_ms)
-		die("--ds-timeout-ms: %u must exceed --heartbeat-ms (%u), which must be at least 1", o.ds_timeout_ms,
+		daemon_die("--ds-timeout-ms: %u must exceed --heartbeat-ms (%u), which must be at least 1", o.ds_timeout_ms,
 		    o.heartbeat_ms);
 	if (o.max_conns == 0)
-		die("--max-conns: must be at least 1");
+		daemon_die("--max-conns: must be at least 1");
 
-	struct rpc_auth auth = {.keylen = 0};
-	if (o.key_file && o.insecure)
-		die("--insecure: conflicts with --key-file (choose one)");
-	if (o.key_file && rpc_auth_load_key(&auth, o.key_file, err, sizeof(err)) < 0)
-		die("--key-file: %s", err);
-	if (!o.key_file && !o.insecure)
-		die("cluster key: none given (use --key-file FILE, or --insecure to run without authentication)");
+	struct rpc_auth auth;
+	daemon_load_auth(o.key_file, o.insecure, &auth);
 
 	if (!o.data_dir || !*o.data_dir)
-		die("--data-dir: required (a directory for the metadata database)");
+		daemon_die("--data-dir: required (a directory for the metadata database)");
 	int rc = make_dirs(o.data_dir);
 	if (rc < 0)
-		die("--data-dir: %s: %s", o.data_dir, strerror(-rc));
+		daemon_die("--data-dir: %s: %s", o.data_dir, strerror(-rc));
 	char dbpath[4096 + 16];
 	snprintf(dbpath, sizeof(dbpath), "%s/meta.ldb", o.data_dir);
 
 	struct mds *m = NULL;
 	struct mds_options mo = {.heartbeat_ms = o.heartbeat_ms, .ds_timeout_ms = o.ds_timeout_ms};
 	if (mds_open(dbpath, &mo, &m, err, sizeof(err)) < 0)
-		die("metadata store: %s", err);
+		daemon_die("metadata store: %s", err);
 
-	signal(SIGPIPE, SIG_IGN);
 	rpc_global_init();
 	struct event_base *base = event_base_new();
 	if (!base)
-		die("event loop: cannot create one");
-	struct event *sigterm = evsignal_new(base, SIGTERM, stop_cb, base);
-	struct event *sigint = evsignal_new(base, SIGINT, stop_cb, base);
+		daemon_die("event loop: cannot create one");
+	struct event *stop[2];
+	daemon_stop_on_signals(base, stop);
 	struct event *sweep = event_new(base, -1, EV_PERSIST, sweep_cb, m);
 	struct timeval tv = {.tv_sec = o.heartbeat_ms / 1000, .tv_usec = (o.heartbeat_ms % 1000) * 1000};
-	if (!sigterm || !sigint || !sweep || evsignal_add(sigterm, NULL) < 0 || evsignal_add(sigint, NULL) < 0 ||
-	    event_add(sweep, &tv) < 0)
-		die("event loop: cannot install signal and timer events");
+	if (!sweep || event_add(sweep, &tv) < 0)
+		daemon_die("event loop: cannot install the sweep timer");
 
 	struct handlers *handlers = NULL;
 	if (handlers_new(base, m, &handlers) < 0)
-		die("out of memory");
+		daemon_die("out of memory");
 
 	struct rpc_server_config scfg = {
 		.name = "mds",
@@ -206,9 +168,9 @@ int main(int argc, char **argv)
 	};
 	struct rpc_server *srv = rpc_server_start(base, &scfg, err, sizeof(err));
 	if (!srv)
-		die("--listen: %s: %s", o.listen, err);
+		daemon_die("--listen: %s: %s", o.listen, err);
 	if (o.pid_file)
-		write_pid_file(o.pid_file);
+		daemon_write_pid_file(o.pid_file);
 	log_info("listening on %s:%u (data in %s, %s)", host, rpc_server_port(srv), dbpath,
 		 auth.keylen ? "cluster key required" : "insecure: no authentication");
 
@@ -217,8 +179,8 @@ int main(int argc, char **argv)
 	rpc_server_free(srv);
 	handlers_free(handlers);
 	event_free(sweep);
-	event_free(sigint);
-	event_free(sigterm);
+	event_free(stop[1]);
+	event_free(stop[0]);
 	event_base_free(base);
 	mds_close(m);
 	if (o.pid_file)
