@@ -59,6 +59,16 @@ static void set_nodelay(evutil_socket_t fd)
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
+/* libevent moves at most 16 KiB per socket read or write by default: a 1 MiB
+ * chunk write would take 64 turns of the loop.  Let one turn move a frame. */
+#define RPC_SINGLE_IO (1 << 20)
+
+static void set_io_sizes(struct bufferevent *bev)
+{
+	bufferevent_set_max_single_read(bev, RPC_SINGLE_IO);
+	bufferevent_set_max_single_write(bev, RPC_SINGLE_IO);
+}
+
 static void random_nonce(struct vdifs_nonce *n)
 {
 	if (RAND_bytes(n->b, sizeof(n->b)) != 1) {
@@ -475,6 +485,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	c->counted = true;
 	s->nconns++;
 	set_nodelay(fd);
+	set_io_sizes(c->bev);
 	bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 	conn_arm_timeout(c);
@@ -885,6 +896,7 @@ struct rpc_peer *rpc_peer_new(struct event_base *base, const struct rpc_peer_con
 	if (!p->queued || !p->bev)
 		goto fail;
 	bufferevent_setcb(p->bev, peer_read_cb, NULL, peer_event_cb, p);
+	set_io_sizes(p->bev);
 	uint32_t cto = cfg->connect_timeout_ms ? cfg->connect_timeout_ms : 5000;
 	struct timeval tv = ms_to_tv(cto);
 	bufferevent_set_timeouts(p->bev, &tv, &tv);
