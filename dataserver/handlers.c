@@ -297,33 +297,65 @@ static void reject_malformed(const struct rpc_request *req)
 	rpc_reject(req, -EBADMSG, "malformed %s", proto_msg_name(req->type));
 }
 
+/* DS_WRITE.  With replicas, the forwards leave first (rpc_call_async sends
+ * at once) so that the replicas write their copies while this server writes
+ * its own: the latency is the slowest copy, not their sum. */
 static void handle_write(struct handlers *h, const struct rpc_request *req)
 {
 	struct msg_ds_write_req m;
 	struct fwd_dest dests[VDIFS_MAX_REPLICAS];
-	struct wbuf reply, head;
 	uint64_t alloc = 0;
 	if (msg_ds_write_req_decode(req->payload, req->len, &m) < 0 || parse_fwd(m.nfwd, m.fwd, dests) < 0) {
 		reject_malformed(req);
 		return;
 	}
-	int rc = chunkstore_write(h->cfg.store, m.chunk_id, m.version, m.chunk_size, m.offset, m.data.p,
-				  m.data.len, &alloc);
-	if (rc < 0) {
-		reply_chunk_error(h, req, rc, m.chunk_id, m.version);
+	if (m.nfwd == 0) {
+		int rc = chunkstore_write(h->cfg.store, m.chunk_id, m.version, m.chunk_size, m.offset, m.data.p,
+					  m.data.len, &alloc);
+		if (rc < 0) {
+			reply_chunk_error(h, req, rc, m.chunk_id, m.version);
+			return;
+		}
+		struct wbuf reply;
+		wbuf_init(&reply);
+		msg_ds_io_rep_put(&reply, &(struct msg_ds_io_rep){.alloc = alloc});
+		rpc_reply(req, &reply);
+		wbuf_free(&reply);
 		return;
 	}
-	wbuf_init(&reply);
-	wbuf_init(&head);
-	msg_ds_io_rep_put(&reply, &(struct msg_ds_io_rep){.alloc = alloc});
-	if (m.nfwd) {
-		struct msg_ds_write_req f = m;
-		f.nfwd = 0;
-		f.fwd = (struct vbytes){NULL, 0};
-		msg_ds_write_req_put_head(&head, &f);
+	struct fwd_op *op = op_new(h, req);
+	if (op && m.data.len) {
+		op->data = malloc(m.data.len);
+		if (op->data) {
+			memcpy(op->data, m.data.p, m.data.len);
+			op->dlen = m.data.len;
+		}
 	}
-	reply_or_forward(h, req, &reply, dests, m.nfwd, &head, m.data.p, m.data.len);
-	wbuf_free(&head);
+	if (!op || (m.data.len && !op->data)) {
+		if (op)
+			op_put(op);
+		rpc_reply_error(req, -ENOMEM, "out of memory forwarding to replicas");
+		return;
+	}
+	struct msg_ds_write_req f = m;
+	f.nfwd = 0;
+	f.fwd = (struct vbytes){NULL, 0};
+	msg_ds_write_req_put_head(&op->head, &f);
+	op->waiting = 1; /* the local write */
+	op->refs++;      /* ours until the local write is counted */
+	fwd_start(op, dests, m.nfwd);
+	int rc = chunkstore_write(h->cfg.store, m.chunk_id, m.version, m.chunk_size, m.offset, op->data, op->dlen,
+				  &alloc);
+	op->waiting--;
+	if (rc < 0) {
+		/* A local failure outranks a replica's: report ours. */
+		op->status = rc;
+		snprintf(op->msg, sizeof(op->msg), "chunk %016" PRIx64 ": %s", m.chunk_id, strerror(-rc));
+	} else {
+		msg_ds_io_rep_put(&op->reply, &(struct msg_ds_io_rep){.alloc = alloc});
+	}
+	op_finish_if_done(op);
+	op_put(op);
 }
 
 static void handle_read(struct handlers *h, const struct rpc_request *req)

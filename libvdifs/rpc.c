@@ -948,6 +948,21 @@ void rpc_peer_free(struct rpc_peer *p)
 		peer_free_cb(-1, 0, p);
 }
 
+/* Writes what the peer has queued straight to its socket, from the calling
+ * thread, instead of waiting for the loop's next write event: a replica gets
+ * a forwarded write while the primary is still writing its own copy, and a
+ * client thread's request leaves without a hand-off to the loop thread.
+ * Whatever the socket does not take now, the loop sends later. */
+static void peer_send_now(struct rpc_peer *p)
+{
+	bufferevent_lock(p->bev);
+	struct evbuffer *out = bufferevent_get_output(p->bev);
+	evutil_socket_t fd = bufferevent_getfd(p->bev);
+	if (fd >= 0 && evbuffer_get_length(out) > 0)
+		evbuffer_write(out, fd); /* EAGAIN and errors: left to the loop */
+	bufferevent_unlock(p->bev);
+}
+
 int rpc_call_async(struct rpc_peer *p, uint16_t type, const struct wbuf *payload, const void *data,
 		   size_t dlen, rpc_reply_fn cb, void *arg)
 {
@@ -995,7 +1010,9 @@ int rpc_call_async(struct rpc_peer *p, uint16_t type, const struct wbuf *payload
 			return -ENOMEM;
 		}
 		/* The peer failed meanwhile and already completed the call. */
+		return 0;
 	}
+	peer_send_now(p);
 	return 0;
 }
 
