@@ -55,4 +55,16 @@ for _ in $(seq 1 40); do
 	sleep 0.25
 done
 [ $freed -ge $((400 << 20)) ] || fail "df shows only $freed bytes freed after punching 256 MiB x 2 replicas"
+log "fallocate modes"
+fallocate -l 10M "$MNT/falloc"
+[ "$(stat -c %s "$MNT/falloc")" = $((10 << 20)) ] || fail "fallocate (mode 0) did not set the size"
+fallocate -n -o 10M -l 6M "$MNT/falloc"
+[ "$(stat -c %s "$MNT/falloc")" = $((10 << 20)) ] || fail "fallocate --keep-size changed the size"
+dd if=/dev/urandom of="$MNT/falloc" bs=1M count=10 conv=notrunc,fsync status=none
+fallocate -z -o 1M -l 2M "$MNT/falloc"
+cmp -i 1M -n 2M "$MNT/falloc" /dev/zero || fail "fallocate --zero-range does not read as zeros"
+fallocate -z -o 9M -l 3M "$MNT/falloc"
+[ "$(stat -c %s "$MNT/falloc")" = $((12 << 20)) ] || fail "fallocate --zero-range past EOF did not extend"
+fallocate -p -o 4M -l 1M "$MNT/falloc"
+cmp -i 4M -n 1M "$MNT/falloc" /dev/zero || fail "punch in the middle"
 log "ok (df freed $((freed >> 20)) MiB)"
