@@ -66,13 +66,15 @@ void chunkstore_close(struct chunkstore *cs);
 
 /*
  * Writes len bytes of buf at offset of chunk id, creating the chunk with
- * chunk_size and version when it does not exist.  A partial block is merged
- * with its current content, whose CRC is checked first.  Nothing is synced.
+ * chunk_size and version when it does not exist.  The CRC of a partly
+ * written block is updated from the bytes replaced, without reading or
+ * checking the rest of the block: a block that was corrupt stays so (its CRC
+ * still mismatches) and fails the next read with -EIO.  Nothing is synced.
  * Returns 0 and the chunk's allocated bytes in *alloc (may be NULL), or
  * -EINVAL (id 0, bad chunk size, offset+len beyond the chunk, chunk size not
- * that of the existing chunk), -ESTALE (another version), -EIO (a block to
- * merge is corrupt, or a corrupt chunk), or the -errno of a failed syscall
- * (-ENOSPC ...).  buf stays the caller's.
+ * that of the existing chunk), -ESTALE (another version), -EIO (a corrupt
+ * chunk header), or the -errno of a failed syscall (-ENOSPC ...).  buf stays
+ * the caller's.
  */
 int chunkstore_write(struct chunkstore *cs, uint64_t id, uint32_t version, uint64_t chunk_size,
 		     uint64_t offset, const void *buf, size_t len, uint64_t *alloc);

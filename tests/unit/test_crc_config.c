@@ -33,6 +33,55 @@ static void test_crc32c_vectors(void **state)
 	assert_int_not_equal(crc32c_mask(0xe3069283u), 0xe3069283u);
 }
 
+/* crc32c_replace against a full recomputation, random ranges of random
+ * messages (lengths up to and past one 64 KiB block), zeros on either side. */
+static void test_crc32c_replace(void **state)
+{
+	(void)state;
+	enum { MAX = 65536 + 4096 };
+	uint8_t *m = malloc(MAX), *nw = malloc(MAX), *was = malloc(MAX);
+	assert_non_null(m);
+	assert_non_null(nw);
+	assert_non_null(was);
+	uint64_t r = 0x9e3779b97f4a7c15ull;
+	for (size_t i = 0; i < MAX; i++) {
+		r = r * 6364136223846793005ull + 1442695040888963407ull;
+		m[i] = (uint8_t)(r >> 56);
+	}
+	for (int iter = 0; iter < 3000; iter++) {
+		r = r * 6364136223846793005ull + 1442695040888963407ull;
+		size_t n = iter < 4 ? (size_t[]){1, 4096, 65536, MAX}[iter] : 1 + (size_t)(r >> 33) % MAX;
+		r = r * 6364136223846793005ull + 1442695040888963407ull;
+		size_t off = (size_t)(r >> 33) % (n + 1);
+		r = r * 6364136223846793005ull + 1442695040888963407ull;
+		size_t len = (iter % 5 == 0) ? n - off : (size_t)(r >> 33) % (n - off + 1);
+		int mode = iter % 3; /* 0: new bytes, 1: new zeros, 2: old zeros */
+		uint32_t before = crc32c(0, m, n);
+		memcpy(was, m + off, len);
+		for (size_t i = 0; i < len; i++)
+			nw[i] = (uint8_t)(m[off + i] * 31u + (uint8_t)iter + 1u);
+		if (mode == 2) {
+			memset(m + off, 0, len); /* the old range was zeros */
+			before = crc32c(0, m, n);
+		}
+		memcpy(m + off, mode == 1 ? (const uint8_t *)memset(nw, 0, len) : nw, len);
+		uint32_t want = crc32c(0, m, n);
+		uint32_t got = crc32c_replace(before, n, off, mode == 2 ? NULL : was, mode == 1 ? NULL : nw, len);
+		if (got != want)
+			fail_msg("n %zu off %zu len %zu mode %d: %08x, want %08x", n, off, len, mode, got, want);
+	}
+	/* The CRC of n zeros patched to hold "123456789" at the front. */
+	uint32_t z = crc32c_zeros(9);
+	assert_int_equal(crc32c_replace(z, 9, 0, NULL, "123456789", 9), 0xe3069283u);
+	/* A wrong starting CRC stays wrong: the error is carried, not repaired. */
+	uint32_t good = crc32c(0, m, 4096);
+	assert_int_not_equal(crc32c_replace(good ^ 1, 4096, 100, m + 100, "abcd", 4),
+			     crc32c_replace(good, 4096, 100, m + 100, "abcd", 4));
+	free(m);
+	free(nw);
+	free(was);
+}
+
 static char *s_opt;
 static uint32_t u32_opt;
 static uint64_t size_opt;
@@ -121,6 +170,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_crc32c_vectors),
+		cmocka_unit_test(test_crc32c_replace),
 		cmocka_unit_test(test_sizes),
 		cmocka_unit_test(test_file_then_args),
 		cmocka_unit_test(test_log_levels),
