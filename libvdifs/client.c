@@ -48,14 +48,20 @@ void client_seterr(const char *fmt, ...)
 	client_err_transport = false;
 }
 
+const char *client_peer_prefix(char *prefix, size_t cap, const char *host, uint16_t port,
+			       const char *why)
+{
+	snprintf(prefix, cap, "%s:%u: ", host, port);
+	size_t n = strlen(prefix);
+	return strncmp(why, prefix, n) == 0 ? why + n : why;
+}
+
 /* "HOST:PORT: reason" with the reason in lower case as tools print it
  * ("127.0.0.1:9400: connection refused"); why may carry the prefix already. */
 static void client_set_transport_err(const char *host, uint16_t port, const char *why)
 {
 	char prefix[300];
-	snprintf(prefix, sizeof(prefix), "%s:%u: ", host, port);
-	if (strncmp(why, prefix, strlen(prefix)) == 0)
-		why += strlen(prefix);
+	why = client_peer_prefix(prefix, sizeof(prefix), host, port, why);
 	client_seterr("%s%s", prefix, why);
 	char *r = client_errbuf + strlen(prefix) < client_errbuf + sizeof(client_errbuf) - 1
 			  ? client_errbuf + strlen(prefix)
@@ -425,74 +431,92 @@ int vdifs_vol_set(struct vdifs_client *c, const char *name, const char *key, con
 	return rc;
 }
 
-/* A request with an empty payload whose reply is a list_rep. */
-static int client_list(struct vdifs_client *c, uint16_t type, struct rpc_result *res,
-		       struct msg_list_rep *rep)
+/* Sends a request with an empty payload whose reply is a list_rep and calls
+ * item once per record, with r at the record: item reads it and returns 0 to
+ * go on (or when r ran short: the reply is then malformed), non-zero to stop
+ * the walk and have client_list return that. */
+static int client_list(struct vdifs_client *c, uint16_t type,
+		       int (*item)(struct wreader *r, void *ctx), void *ctx)
 {
+	struct rpc_result res;
+	struct msg_list_rep rep;
 	struct wbuf b;
+
 	wbuf_init(&b);
-	int rc = client_mds_call(c, type, &b, res);
+	int rc = client_mds_call(c, type, &b, &res);
 	wbuf_free(&b);
-	if (rc == 0 && msg_list_rep_decode(res->payload, res->len, rep) != 0)
+	if (rc == 0 && msg_list_rep_decode(res.payload, res.len, &rep) != 0)
 		rc = client_bad_reply(type);
+	if (rc == 0) {
+		struct wreader r;
+		wreader_init(&r, rep.items.p, rep.items.len);
+		for (uint32_t i = 0; i < rep.count && rc == 0; i++) {
+			rc = item(&r, ctx);
+			if (r.err) {
+				rc = client_bad_reply(type);
+				break;
+			}
+		}
+	}
+	rpc_result_free(&res);
 	return rc;
+}
+
+struct client_vol_walk {
+	int (*fn)(void *arg, const struct vdifs_vol_info *v);
+	void *arg;
+};
+
+static int client_vol_item(struct wreader *r, void *ctx)
+{
+	struct client_vol_walk *w = ctx;
+	struct msg_vol_info m;
+	struct vdifs_vol_info v;
+
+	msg_vol_info_get(r, &m);
+	if (r->err)
+		return 0;
+	client_vol_info(&m, &v);
+	return w->fn(w->arg, &v);
 }
 
 int vdifs_vol_list(struct vdifs_client *c, int (*fn)(void *arg, const struct vdifs_vol_info *v), void *arg)
 {
-	struct rpc_result res;
-	struct msg_list_rep rep;
-	int rc = client_list(c, VDIFS_MSG_VOL_LIST, &res, &rep);
-	if (rc == 0) {
-		struct wreader r;
-		wreader_init(&r, rep.items.p, rep.items.len);
-		for (uint32_t i = 0; i < rep.count && rc == 0; i++) {
-			struct msg_vol_info m;
-			struct vdifs_vol_info v;
-			msg_vol_info_get(&r, &m);
-			if (r.err) {
-				rc = client_bad_reply(VDIFS_MSG_VOL_LIST);
-				break;
-			}
-			client_vol_info(&m, &v);
-			rc = fn(arg, &v);
-		}
-	}
-	rpc_result_free(&res);
-	return rc;
+	struct client_vol_walk w = { fn, arg };
+	return client_list(c, VDIFS_MSG_VOL_LIST, client_vol_item, &w);
+}
+
+struct client_ds_walk {
+	int (*fn)(void *arg, const struct vdifs_ds_info *d);
+	void *arg;
+};
+
+static int client_ds_item(struct wreader *r, void *ctx)
+{
+	struct client_ds_walk *w = ctx;
+	struct msg_ds_info m;
+	struct vdifs_ds_info d;
+
+	msg_ds_info_get(r, &m);
+	if (r->err)
+		return 0;
+	d.ds_id = m.ds_id;
+	client_copy_name(d.uuid, m.uuid);
+	client_copy_name(d.host, m.host);
+	d.port = m.port;
+	d.up = m.up != 0;
+	d.total = m.total;
+	d.avail = m.avail;
+	d.used = m.used;
+	d.nchunks = m.nchunks;
+	d.idle_ms = m.idle_ms;
+	return w->fn(w->arg, &d);
 }
 
 int vdifs_ds_list(struct vdifs_client *c, int (*fn)(void *arg, const struct vdifs_ds_info *d), void *arg)
 {
-	struct rpc_result res;
-	struct msg_list_rep rep;
-	int rc = client_list(c, VDIFS_MSG_DS_LIST, &res, &rep);
-	if (rc == 0) {
-		struct wreader r;
-		wreader_init(&r, rep.items.p, rep.items.len);
-		for (uint32_t i = 0; i < rep.count && rc == 0; i++) {
-			struct msg_ds_info m;
-			struct vdifs_ds_info d;
-			msg_ds_info_get(&r, &m);
-			if (r.err) {
-				rc = client_bad_reply(VDIFS_MSG_DS_LIST);
-				break;
-			}
-			d.ds_id = m.ds_id;
-			client_copy_name(d.uuid, m.uuid);
-			client_copy_name(d.host, m.host);
-			d.port = m.port;
-			d.up = m.up != 0;
-			d.total = m.total;
-			d.avail = m.avail;
-			d.used = m.used;
-			d.nchunks = m.nchunks;
-			d.idle_ms = m.idle_ms;
-			rc = fn(arg, &d);
-		}
-	}
-	rpc_result_free(&res);
-	return rc;
+	struct client_ds_walk w = { fn, arg };
+	return client_list(c, VDIFS_MSG_DS_LIST, client_ds_item, &w);
 }
 
 int vdifs_cluster_status(struct vdifs_client *c, struct msg_cluster_status_rep *out)

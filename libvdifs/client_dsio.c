@@ -231,9 +231,7 @@ void dsio_seterr(const struct dsio_op *op)
 			  : dsio_transport_failed(op) ? rpc_peer_error(op->peer)
 						    : strerror(-op->status);
 	char prefix[300];
-	snprintf(prefix, sizeof(prefix), "%s:%u: ", d ? d->host : "?", d ? d->port : 0);
-	if (strncmp(why, prefix, strlen(prefix)) == 0)
-		why += strlen(prefix);
+	why = client_peer_prefix(prefix, sizeof(prefix), d ? d->host : "?", d ? d->port : 0, why);
 	client_seterr("%s%s of chunk %016llx: %s", prefix, proto_msg_name(op->type),
 		      (unsigned long long)op->ch.chunk_id, why);
 }

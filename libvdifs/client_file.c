@@ -6,14 +6,16 @@
  * Owns: the struct inode entries of the client's inode table (a cached
  * layout, the last attributes from the MDS, and the dirty size, mtime and
  * allocation of writes not yet committed) and the struct vdifs_file handles.
- * An entry lives while a file is open on it (lookup counts in refs).
+ * An entry lives while a file is open on it (refs counts the opens and the
+ * calls using the entry).
  *
  * Tuned for a hypervisor host: many parallel 4 KiB..1 MiB reads and writes
  * from FUSE threads into few, large (64 MiB) chunks.  Once a file is open and
  * a chunk has been written once, a write is one DS_WRITE round trip with no
  * MDS involvement and no copy of the data (it is sent by reference); a read
  * copies the reply once, straight into the caller's buffer.  Dirty state is
- * sent in one COMMIT at commit/fsync/close, not per write.
+ * sent in one COMMIT at commit/fsync/close (and before a size change), not
+ * per write.
  *
  * Locks as in client_int.h: an inode's lock guards its layout and dirty
  * state and is held only for memory work; alloc_lock serialises CHUNK_ALLOC
@@ -276,6 +278,19 @@ static int client_refresh_stale(struct vdifs_client *c, struct inode *in)
 	return rc;
 }
 
+/* Copies into *out the cached chunk at index if writes may go there (the
+ * MDS answered CHUNK_ALLOC for it); false if they may not yet. */
+static bool client_cached_writable(struct inode *in, uint64_t index, struct vdifs_chunk *out)
+{
+	pthread_mutex_lock(&in->lock);
+	struct vdifs_chunk *ch = vdifs_layout_get(&in->layout, index);
+	bool ok = ch && ch->writable && !(ch->flags & VDIFS_CHUNK_HOLE);
+	if (ok)
+		*out = *ch;
+	pthread_mutex_unlock(&in->lock);
+	return ok;
+}
+
 /* Copies into *out a chunk that may be written at index, asking the MDS for
  * one (CHUNK_ALLOC) the first time.  0 or -errno. */
 static int client_writable_chunk(struct vdifs_client *c, struct inode *in, uint64_t index,
@@ -284,25 +299,14 @@ static int client_writable_chunk(struct vdifs_client *c, struct inode *in, uint6
 	struct vdifs_chunk *ch, fresh;
 	int rc;
 
-	pthread_mutex_lock(&in->lock);
-	ch = vdifs_layout_get(&in->layout, index);
-	if (ch && ch->writable && !(ch->flags & VDIFS_CHUNK_HOLE)) {
-		*out = *ch;
-		pthread_mutex_unlock(&in->lock);
+	if (client_cached_writable(in, index, out))
 		return 0;
-	}
-	pthread_mutex_unlock(&in->lock);
-
+	/* Look again under alloc_lock: another writer may have asked meanwhile. */
 	pthread_mutex_lock(&in->alloc_lock);
-	pthread_mutex_lock(&in->lock);
-	ch = vdifs_layout_get(&in->layout, index);
-	if (ch && ch->writable && !(ch->flags & VDIFS_CHUNK_HOLE)) {
-		*out = *ch;
-		pthread_mutex_unlock(&in->lock);
+	if (client_cached_writable(in, index, out)) {
 		pthread_mutex_unlock(&in->alloc_lock);
 		return 0;
 	}
-	pthread_mutex_unlock(&in->lock);
 
 	struct msg_chunk_alloc_req m = { .vol = c->vol, .ino = in->ino, .index = index };
 	struct msg_chunk_loc loc;

@@ -37,7 +37,7 @@ struct vdifs_ds {
 	uint16_t port;
 	struct rpc_peer *peers[VDIFS_DS_CONNS]; /* client lock */
 	unsigned rr;                            /* client lock */
-	uint64_t suspect_until;                 /* monotonic ms; atomic access */
+	uint64_t suspect_until;                 /* monotonic ms; atomic (client_dsio.c) */
 };
 
 struct grave; /* a dead rpc_peer kept until the client is freed (client.c) */
@@ -80,6 +80,10 @@ static inline struct vbytes client_vb(const char *s)
 
 /* Sets the calling thread's vdifs_last_error() (not a transport error). */
 __attribute__((format(printf, 1, 2))) void client_seterr(const char *fmt, ...);
+/* Writes "HOST:PORT: " to prefix (cap bytes) and returns why without that
+ * prefix if it starts with it (a server's or rpc's message may carry it). */
+const char *client_peer_prefix(char *prefix, size_t cap, const char *host, uint16_t port,
+			       const char *why);
 /* 0, or -ENAMETOOLONG with the error set when name is over VDIFS_NAME_MAX. */
 int client_check_name(const char *name);
 
