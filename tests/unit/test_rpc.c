@@ -259,6 +259,151 @@ static void test_data(void **state)
 	rpc_peer_free(p);
 }
 
+/* Many 1 MiB calls in flight from several threads, both ways: the frames
+ * fill the sockets, so both sides write part of their output at once and
+ * leave the rest to the loop, and the server's queued replies pass its
+ * output bound (it stops reading, then resumes).  Every reply must arrive
+ * whole and in its place. */
+struct flood {
+	struct rpc_peer *p;
+	struct counter c;
+	uint8_t *wdata;
+	uint64_t wsum;
+	unsigned id;
+};
+
+static void flood_write_cb(void *arg, int status, const uint8_t *payload, uint32_t len)
+{
+	struct flood *fl = arg;
+	struct msg_ds_io_rep r;
+	pthread_mutex_lock(&fl->c.mu);
+	if (status != 0 || msg_ds_io_rep_decode(payload, len, &r) < 0 || r.alloc != fl->wsum)
+		fl->c.bad++;
+	fl->c.done++;
+	pthread_cond_signal(&fl->c.cv);
+	pthread_mutex_unlock(&fl->c.mu);
+}
+
+static void flood_read_cb(void *arg, int status, const uint8_t *payload, uint32_t len)
+{
+	struct flood *fl = arg;
+	struct msg_ds_read_rep rr;
+	bool ok = status == 0 && msg_ds_read_rep_decode(payload, len, &rr) == 0 && rr.data.len == (1u << 20);
+	for (uint32_t i = 0; ok && i < rr.data.len; i++)
+		ok = rr.data.p[i] == (uint8_t)(i * 7 + fl->id);
+	pthread_mutex_lock(&fl->c.mu);
+	if (!ok)
+		fl->c.bad++;
+	fl->c.done++;
+	pthread_cond_signal(&fl->c.cv);
+	pthread_mutex_unlock(&fl->c.mu);
+}
+
+#define FLOOD_CALLS 24
+
+static void *flood_thread(void *arg)
+{
+	struct flood *fl = arg;
+	for (int i = 0; i < FLOOD_CALLS; i++) {
+		struct wbuf b;
+		wbuf_init(&b);
+		if (i % 2 == 0) {
+			struct msg_ds_write_req w = {.chunk_id = 1, .data = {fl->wdata, 1u << 20}};
+			msg_ds_write_req_put_head(&b, &w);
+			if (rpc_call_async(fl->p, VDIFS_MSG_DS_WRITE, &b, fl->wdata, 1u << 20, flood_write_cb, fl) < 0)
+				fl->c.bad++;
+		} else {
+			/* Each thread reads at its own offset, so its bytes are its own. */
+			struct msg_ds_read_req rd = {.chunk_id = 1, .offset = fl->id, .length = 1u << 20};
+			msg_ds_read_req_put(&b, &rd);
+			if (rpc_call_async(fl->p, VDIFS_MSG_DS_READ, &b, NULL, 0, flood_read_cb, fl) < 0)
+				fl->c.bad++;
+		}
+		wbuf_free(&b);
+	}
+	return NULL;
+}
+
+static void test_flood(void **state)
+{
+	struct fixture *f = *state;
+	struct rpc_peer *p = connect_with(f, &f->key);
+	struct rpc_result res;
+	uint64_t ino;
+	assert_int_equal(getattr(p, 1, &ino, &res), 0); /* handshake done: direct writes from here */
+	rpc_result_free(&res);
+	enum { NT = 4 };
+	struct flood fl[NT];
+	pthread_t th[NT];
+	for (unsigned t = 0; t < NT; t++) {
+		fl[t] = (struct flood){.p = p, .id = t};
+		pthread_mutex_init(&fl[t].c.mu, NULL);
+		pthread_cond_init(&fl[t].c.cv, NULL);
+		fl[t].wdata = malloc(1u << 20);
+		assert_non_null(fl[t].wdata);
+		for (uint32_t i = 0; i < (1u << 20); i++) {
+			fl[t].wdata[i] = (uint8_t)(i * 13 + t);
+			fl[t].wsum += fl[t].wdata[i];
+		}
+	}
+	for (unsigned t = 0; t < NT; t++)
+		assert_int_equal(pthread_create(&th[t], NULL, flood_thread, &fl[t]), 0);
+	for (unsigned t = 0; t < NT; t++) {
+		pthread_join(th[t], NULL);
+		pthread_mutex_lock(&fl[t].c.mu);
+		while (fl[t].c.done < FLOOD_CALLS)
+			pthread_cond_wait(&fl[t].c.cv, &fl[t].c.mu);
+		pthread_mutex_unlock(&fl[t].c.mu);
+		assert_int_equal(fl[t].c.bad, 0);
+	}
+	/* The connection still works both ways afterwards. */
+	assert_int_equal(getattr(p, 77, &ino, &res), 0);
+	assert_true(ino == 77);
+	rpc_result_free(&res);
+	rpc_peer_free(p);
+	for (unsigned t = 0; t < NT; t++) {
+		pthread_mutex_destroy(&fl[t].c.mu);
+		pthread_cond_destroy(&fl[t].c.cv);
+		free(fl[t].wdata);
+	}
+}
+
+/* 48 MiB of replies asked for at once: past the server's output bound
+ * (32 MiB) it stops reading the connection until the replies drain, then
+ * serves the rest. */
+static void test_reply_backlog(void **state)
+{
+	struct fixture *f = *state;
+	struct rpc_peer *p = connect_with(f, &f->key);
+	struct rpc_result res;
+	uint64_t ino;
+	assert_int_equal(getattr(p, 1, &ino, &res), 0);
+	rpc_result_free(&res);
+	struct flood fl = {.p = p, .id = 5};
+	pthread_mutex_init(&fl.c.mu, NULL);
+	pthread_cond_init(&fl.c.cv, NULL);
+	enum { N = 48 };
+	for (int i = 0; i < N; i++) {
+		struct wbuf b;
+		wbuf_init(&b);
+		struct msg_ds_read_req rd = {.chunk_id = 1, .offset = fl.id, .length = 1u << 20};
+		msg_ds_read_req_put(&b, &rd);
+		assert_int_equal(rpc_call_async(p, VDIFS_MSG_DS_READ, &b, NULL, 0, flood_read_cb, &fl), 0);
+		wbuf_free(&b);
+	}
+	pthread_mutex_lock(&fl.c.mu);
+	while (fl.c.done < N)
+		pthread_cond_wait(&fl.c.cv, &fl.c.mu);
+	pthread_mutex_unlock(&fl.c.mu);
+	assert_int_equal(fl.c.bad, 0);
+	assert_int_equal(getattr(p, 78, &ino, &res), 0);
+	assert_true(ino == 78);
+	rpc_result_free(&res);
+	rpc_peer_free(p);
+	pthread_mutex_destroy(&fl.c.mu);
+	pthread_cond_destroy(&fl.c.cv);
+}
+
 static void test_wrong_key(void **state)
 {
 	struct fixture *f = *state;
@@ -434,6 +579,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_call_and_error, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pipelined, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_data, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_flood, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reply_backlog, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wrong_key, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unknown_type_closes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_timeout, setup, teardown),
