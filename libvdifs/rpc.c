@@ -671,6 +671,7 @@ void rpc_server_free(struct rpc_server *s)
 
 struct rpc_loop {
 	struct event_base *base;
+	struct event *stop_ev; /* made active by rpc_loop_stop() */
 	pthread_t thread;
 };
 
@@ -681,6 +682,18 @@ static void *loop_main(void *arg)
 	return NULL;
 }
 
+/* Breaks the loop from inside it.  An event_base_loopbreak() from another
+ * thread is lost when it comes before the thread has entered
+ * event_base_loop() (which clears the flag on entry): a client freed right
+ * after it was made (vdifs-admin with bad arguments) then waited forever in
+ * pthread_join.  An active event waits for the loop instead. */
+static void loop_stop_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	event_base_loopbreak(arg);
+}
+
 struct rpc_loop *rpc_loop_start(void)
 {
 	rpc_global_init();
@@ -688,12 +701,13 @@ struct rpc_loop *rpc_loop_start(void)
 	if (!l)
 		return NULL;
 	l->base = event_base_new();
-	if (!l->base) {
-		free(l);
-		return NULL;
-	}
-	if (pthread_create(&l->thread, NULL, loop_main, l) != 0) {
-		event_base_free(l->base);
+	if (l->base)
+		l->stop_ev = event_new(l->base, -1, 0, loop_stop_cb, l->base);
+	if (!l->stop_ev || pthread_create(&l->thread, NULL, loop_main, l) != 0) {
+		if (l->stop_ev)
+			event_free(l->stop_ev);
+		if (l->base)
+			event_base_free(l->base);
 		free(l);
 		return NULL;
 	}
@@ -706,8 +720,9 @@ void rpc_loop_stop(struct rpc_loop *l)
 {
 	if (!l)
 		return;
-	event_base_loopbreak(l->base);
+	event_active(l->stop_ev, EV_TIMEOUT, 0);
 	pthread_join(l->thread, NULL);
+	event_free(l->stop_ev);
 	/* Run what was scheduled last (peer frees), then drop the base. */
 	event_base_loop(l->base, EVLOOP_NONBLOCK);
 	event_base_free(l->base);

@@ -534,6 +534,19 @@ static void test_malformed_frames(void **state)
 	rpc_peer_free(p);
 }
 
+/* Regression: a loop stopped before its thread entered event_base_loop()
+ * missed the break and rpc_loop_stop() waited forever (vdifs-admin with bad
+ * arguments hung in admin_tools). */
+static void test_loop_stop_at_once(void **state)
+{
+	(void)state;
+	for (int i = 0; i < 300; i++) {
+		struct rpc_loop *l = rpc_loop_start();
+		assert_non_null(l);
+		rpc_loop_stop(l);
+	}
+}
+
 static void test_hostport(void **state)
 {
 	(void)state;
@@ -585,6 +598,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_unknown_type_closes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_timeout, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_malformed_frames, setup, teardown),
+		cmocka_unit_test(test_loop_stop_at_once),
 		cmocka_unit_test(test_hostport),
 		cmocka_unit_test(test_key_files),
 	};
