@@ -89,6 +89,33 @@ static int load_dir(struct mdstore_txn *t, uint32_t vol, uint64_t ino, struct md
 	return 0;
 }
 
+/* The start of every operation on one name in a directory: checks the name,
+ * begins a transaction, loads the directory and looks the name up.  Returns 0
+ * with *t open and *found telling whether the name exists (then *de is its
+ * entry), or -errno with no transaction open. */
+static int begin_in_dir(struct mds *m, uint32_t vol, uint64_t parent, struct vbytes name, struct md_volume *v,
+			struct mdstore_txn **t, struct md_inode *d, struct md_dirent *de, bool *found)
+{
+	int rc = namespace_check_name(name);
+	if (rc < 0)
+		return rc;
+	rc = begin(m, vol, v, t);
+	if (rc < 0)
+		return rc;
+	rc = load_dir(*t, vol, parent, d);
+	if (rc == 0) {
+		rc = mdstore_get_dirent(*t, vol, parent, name.p, name.len, de);
+		*found = rc == 0;
+		if (rc == -ENOENT) /* the directory is there, the name is not */
+			rc = 0;
+	}
+	if (rc < 0) {
+		mdstore_txn_abort(*t);
+		*t = NULL;
+	}
+	return rc;
+}
+
 /* Loads the inode a directory entry names.  A dangling entry is -EIO. */
 static int load_child(struct mdstore_txn *t, uint32_t vol, const struct md_dirent *d, struct md_inode *i)
 {
@@ -211,15 +238,12 @@ int namespace_lookup(struct mds *m, uint32_t vol, uint64_t parent, struct vbytes
 	struct md_volume v;
 	struct md_inode d, i;
 	struct md_dirent de;
-	int rc = namespace_check_name(name);
+	bool found;
+	int rc = begin_in_dir(m, vol, parent, name, &v, &t, &d, &de, &found);
 	if (rc < 0)
 		return rc;
-	rc = begin(m, vol, &v, &t);
-	if (rc < 0)
-		return rc;
-	rc = load_dir(t, vol, parent, &d);
-	if (rc == 0)
-		rc = mdstore_get_dirent(t, vol, parent, name.p, name.len, &de);
+	if (!found)
+		rc = -ENOENT;
 	if (rc == 0)
 		rc = load_child(t, vol, &de, &i);
 	if (rc == 0)
@@ -324,22 +348,14 @@ static int create(struct mds *m, uint32_t vol, uint64_t parent, struct vbytes na
 	struct md_inode d;
 	struct md_dirent de;
 	struct md_time now;
-	int rc = namespace_check_name(name);
+	bool found;
+	int rc = begin_in_dir(m, vol, parent, name, &v, &t, &d, &de, &found);
 	if (rc < 0)
 		return rc;
-	rc = begin(m, vol, &v, &t);
-	if (rc < 0)
-		return rc;
-	rc = load_dir(t, vol, parent, &d);
-	if (rc < 0)
-		goto fail;
-	rc = mdstore_get_dirent(t, vol, parent, name.p, name.len, &de);
-	if (rc == 0) {
+	if (found) {
 		rc = -EEXIST;
 		goto fail;
 	}
-	if (rc != -ENOENT)
-		goto fail;
 	if (S_ISDIR(i->mode) && d.nlink == UINT32_MAX) {
 		rc = -EMLINK;
 		goto fail;
@@ -478,18 +494,14 @@ static int remove_name(struct mds *m, uint32_t vol, uint64_t parent, struct vbyt
 	struct md_dirent de;
 	struct md_time now;
 	struct mdstore_key k;
-	int rc = namespace_check_name(name);
+	bool found;
+	int rc = begin_in_dir(m, vol, parent, name, &v, &t, &d, &de, &found);
 	if (rc < 0)
 		return rc;
-	rc = begin(m, vol, &v, &t);
-	if (rc < 0)
-		return rc;
-	rc = load_dir(t, vol, parent, &d);
-	if (rc < 0)
+	if (!found) {
+		rc = -ENOENT;
 		goto fail;
-	rc = mdstore_get_dirent(t, vol, parent, name.p, name.len, &de);
-	if (rc < 0)
-		goto fail;
+	}
 	rc = load_child(t, vol, &de, &i);
 	if (rc < 0)
 		goto fail;
