@@ -39,6 +39,12 @@
 #define VDIFS_BLOB_MAX (4u << 20)
 #define VDIFS_DATA_MAX (4u << 20)
 #define VDIFS_MAX_REPLICAS 8
+/* Most layers in a file's chain (its own and its frozen ancestors), and so
+ * most base chunks under a delta chunk.  A snapshot or clone that would go
+ * deeper is refused with EMLINK ("depth limit reached"). */
+#define VDIFS_DEPTH_MAX 32
+/* Reserved name of the hidden snapshot directory of every directory. */
+#define VDIFS_SNAPDIR_NAME ".snap"
 /* Default bound on a frame payload; servers may configure a different one. */
 #define VDIFS_DEFAULT_MAX_PAYLOAD ((4u << 20) + 65536u)
 
@@ -55,6 +61,8 @@ enum vdifs_role { VDIFS_ROLE_CLIENT = 1, VDIFS_ROLE_DS = 2, VDIFS_ROLE_ADMIN = 3
 	X(READLINK, 41) X(READDIR, 42) X(SETXATTR, 43) X(GETXATTR, 44)       \
 	X(LISTXATTR, 45) X(REMOVEXATTR, 46) X(OPEN, 47) X(RELEASE, 48)       \
 	X(LAYOUT, 64) X(CHUNK_ALLOC, 65) X(CHUNK_DROP, 66) X(COMMIT, 67)     \
+	X(SNAP_CREATE, 68) X(SNAP_LIST, 69) X(SNAP_DELETE, 70)              \
+	X(SNAP_REVERT, 71) X(CLONE, 72) X(FILE_INFO, 73) X(FILE_TREE, 74)   \
 	X(DS_REGISTER, 80) X(DS_HEARTBEAT, 81)                               \
 	X(DS_WRITE, 96) X(DS_READ, 97) X(DS_PUNCH, 98) X(DS_SYNC, 99)        \
 	X(DS_SEEK, 100) X(DS_STAT, 101) X(DS_DELETE, 102)
@@ -80,11 +88,19 @@ const char *proto_msg_name(uint16_t type);
 /* Where one replica of a chunk lives. */
 #define REC_replica(F) F(U32, ds_id) F(NAME, host) F(U16, port)
 
+/* One chunk a delta chunk inherits from. */
+#define REC_base_ref(F) F(U64, chunk_id) F(U32, version)
+
 /* One chunk of a file: index in the file, identity, and replicas (BLOB of
- * replica records, nrep of them, the first is the primary). */
+ * replica records, nrep of them, the first is the primary).  A delta chunk
+ * (copy-on-write over the chunk an ancestor layer holds at the same index)
+ * has extent > 0, its copy-on-write extent size, and its chain of bases:
+ * nbase base_ref records, the nearest first (at most VDIFS_DEPTH_MAX - 1).
+ * A plain chunk has extent 0 and no bases. */
 #define REC_chunk_loc(F)                                                     \
 	F(U64, index) F(U64, chunk_id) F(U32, version) F(U32, flags)         \
-	F(U32, nrep) F(BLOB, replicas)
+	F(U32, nrep) F(BLOB, replicas) F(U32, extent) F(U32, nbase)          \
+	F(BLOB, bases)
 
 /* A volume and its settings. */
 #define REC_vol_info(F)                                                      \
@@ -94,8 +110,10 @@ const char *proto_msg_name(uint16_t type);
 /* One directory entry with the child's attributes. */
 #define REC_dirent(F) F(NAME, name) F(ATTR, attr)
 
-/* Allocated bytes of one chunk as a data server reported them to a client. */
-#define REC_alloc(F) F(U64, index) F(U64, chunk_id) F(U64, bytes)
+/* Allocated bytes of one chunk as a data server reported them to a client:
+ * bytes the chunk's content occupies (a delta counts the data it inherits)
+ * and bytes it owns (a delta's own extents; = bytes for a plain chunk). */
+#define REC_alloc(F) F(U64, index) F(U64, chunk_id) F(U64, bytes) F(U64, own)
 
 /* A data server as the MDS sees it. */
 #define REC_ds_info(F)                                                       \
@@ -156,6 +174,25 @@ const char *proto_msg_name(uint16_t type);
 #define REC_xattr_rep(F) F(VALUE, value)
 #define REC_open_req(F) F(U32, vol) F(U64, ino) F(U32, flags)
 
+/* ---- snapshots and clones ------------------------------------------------ */
+/* SNAP_CREATE, SNAP_DELETE, SNAP_REVERT: a file and a snapshot name. */
+#define REC_snap_req(F) F(U32, vol) F(U64, ino) F(NAME, name)
+/* CLONE: src (a file or a snapshot) into dst when dst != 0 (an empty
+ * regular file), else into a new file name in parent. */
+#define REC_clone_req(F)                                                     \
+	F(U32, vol) F(U64, src) F(U64, dst) F(U64, parent) F(NAME, name)     \
+	F(U32, uid) F(U32, gid)
+/* FILE_INFO reply: space of a file on one replica. */
+#define REC_file_info_rep(F)                                                 \
+	F(U64, size) F(U64, allocated) F(U64, owned) F(U64, shared)          \
+	F(U32, depth) F(U32, snapshots) F(U64, layer) F(U64, origin)
+/* FILE_TREE items: one node of the inheritance tree of a file's layers.
+ * kind 1: a file's writable layer, 2: a snapshot, 3: a frozen layer with no
+ * inode of its own; ino 0 for kind 3. */
+#define REC_tree_node(F)                                                     \
+	F(U64, layer) F(U64, parent) F(U8, kind) F(U64, ino) F(U64, size)    \
+	F(U64, owned)
+
 /* ---- file layout (metadata only: the MDS never carries file data) -------- */
 #define REC_layout_req(F) F(U32, vol) F(U64, ino) F(U64, first) F(U32, max)
 #define REC_chunk_alloc_req(F) F(U32, vol) F(U64, ino) F(U64, index)
@@ -177,25 +214,31 @@ const char *proto_msg_name(uint16_t type);
 /* ---- chunk I/O on data servers ------------------------------------------- */
 /* fwd: replica records the receiver must forward the operation to (empty on
  * a forwarded copy).  chunk_size fixes the chunk's geometry at creation. */
+/* extent, nbase, bases: as in chunk_loc (a delta chunk and its chain). */
 #define REC_ds_write_req(F)                                                  \
 	F(U64, chunk_id) F(U32, version) F(U32, flags) F(U64, chunk_size)    \
+	F(U32, extent) F(U32, nbase) F(BLOB, bases)                          \
 	F(U32, offset) F(U32, nfwd) F(BLOB, fwd) F(DATA, data)
-#define REC_ds_io_rep(F) F(U64, alloc)
+#define REC_ds_io_rep(F) F(U64, alloc) F(U64, own)
 #define REC_ds_read_req(F)                                                   \
-	F(U64, chunk_id) F(U32, version) F(U32, offset) F(U32, length)
+	F(U64, chunk_id) F(U32, version) F(U32, nbase) F(BLOB, bases)        \
+	F(U32, offset) F(U32, length)
 #define REC_ds_read_rep(F) F(DATA, data)
 #define REC_ds_punch_req(F)                                                  \
 	F(U64, chunk_id) F(U32, version) F(U32, flags) F(U64, chunk_size)    \
+	F(U32, extent) F(U32, nbase) F(BLOB, bases)                          \
 	F(U32, offset) F(U32, length) F(U32, nfwd) F(BLOB, fwd)
 #define REC_ds_sync_req(F) F(U64, chunk_id) F(U32, version) F(U32, nfwd) F(BLOB, fwd)
-#define REC_ds_seek_req(F) F(U64, chunk_id) F(U32, version) F(U32, offset) F(U8, whence)
+#define REC_ds_seek_req(F)                                                   \
+	F(U64, chunk_id) F(U32, version) F(U32, nbase) F(BLOB, bases)        \
+	F(U32, offset) F(U8, whence)
 #define REC_ds_seek_rep(F) F(U8, found) F(U32, offset)
 #define REC_ds_chunk_req(F) F(U64, chunk_id)
 #define REC_ds_stat_rep(F) F(U32, version) F(U64, alloc) F(U64, chunk_size)
 
 /* All records, for the generators in proto.c. */
 #define VDIFS_RECORDS(R)                                                     \
-	R(attr) R(replica) R(chunk_loc) R(vol_info) R(dirent) R(alloc)       \
+	R(attr) R(replica) R(base_ref) R(chunk_loc) R(vol_info) R(dirent) R(alloc)       \
 	R(ds_info) R(hello_req) R(hello_rep) R(auth_req) R(error_rep)        \
 	R(vol_create_req) R(vol_name_req) R(vol_remove_req) R(vol_set_req) R(list_rep)         \
 	R(mount_req) R(mount_rep) R(vol_req) R(statfs_rep)                   \
@@ -203,6 +246,7 @@ const char *proto_msg_name(uint16_t type);
 	R(setattr_req) R(mknod_req) R(symlink_req) R(link_req)               \
 	R(rename_req) R(readlink_rep) R(readdir_req) R(readdir_rep)          \
 	R(setxattr_req) R(xattr_req) R(xattr_rep) R(open_req)                \
+	R(snap_req) R(clone_req) R(file_info_rep) R(tree_node)               \
 	R(layout_req) R(chunk_alloc_req) R(chunk_drop_req)      \
 	R(commit_req) R(ds_register_req) R(ds_register_rep)                  \
 	R(ds_heartbeat_req) R(ds_heartbeat_rep) R(ds_write_req)              \

@@ -212,7 +212,7 @@ static void test_commit(void **state)
 	assert_int_equal(tmds_alloc(t, vol, f, 1, &c1, NULL, NULL), 0);
 	struct vdifs_attr a, before = tmds_attr(t, vol, f);
 
-	struct msg_alloc items[2] = {{0, c0, 4096}, {1, c1, 1000}};
+	struct msg_alloc items[2] = {{0, c0, 4096, 4096}, {1, c1, 1000, 1000}};
 	assert_int_equal(commit(t, vol, f, VDIFS_COMMIT_SIZE | VDIFS_COMMIT_MTIME, 3 * MiB / 2, 777, items, 2, &a),
 			 0);
 	assert_int_equal(a.size, 3 * MiB / 2);
@@ -221,18 +221,18 @@ static void test_commit(void **state)
 	assert_true(a.ctime_s > before.ctime_s || (a.ctime_s == before.ctime_s && a.ctime_ns > before.ctime_ns));
 
 	/* Size only grows through COMMIT; an update replaces a chunk's bytes. */
-	struct msg_alloc upd = {0, c0, 65536};
+	struct msg_alloc upd = {0, c0, 65536, 65536};
 	assert_int_equal(commit(t, vol, f, VDIFS_COMMIT_SIZE, 10, 0, &upd, 1, &a), 0);
 	assert_int_equal(a.size, 3 * MiB / 2);
 	assert_int_equal(a.blocks, 128 + 2);
 	assert_int_equal(a.mtime_s, 777);
 
 	/* Stale items (a chunk id the file does not hold there) are ignored. */
-	struct msg_alloc stale[2] = {{0, c1, 4096}, {7, c0, 4096}};
+	struct msg_alloc stale[2] = {{0, c1, 4096, 4096}, {7, c0, 4096, 4096}};
 	assert_int_equal(commit(t, vol, f, 0, 0, 0, stale, 2, &a), 0);
 	assert_int_equal(a.blocks, 130);
 	/* More than a chunk is clamped to the chunk size. */
-	struct msg_alloc huge = {1, c1, 10 * MiB};
+	struct msg_alloc huge = {1, c1, 10 * MiB, 10 * MiB};
 	assert_int_equal(commit(t, vol, f, 0, 0, 0, &huge, 1, &a), 0);
 	assert_int_equal(a.blocks, 128 + 2048);
 
@@ -268,7 +268,7 @@ static void test_drop_and_truncate(void **state)
 	struct vdifs_attr a;
 	for (int i = 0; i < 6; i++) {
 		assert_int_equal(tmds_alloc(t, vol, f, (uint64_t)i, &c[i], NULL, NULL), 0);
-		items[i] = (struct msg_alloc){(uint64_t)i, c[i], MiB};
+		items[i] = (struct msg_alloc){(uint64_t)i, c[i], MiB, MiB};
 	}
 	assert_int_equal(commit(t, vol, f, VDIFS_COMMIT_SIZE, 6 * MiB, 0, items, 6, &a), 0);
 	assert_int_equal(a.blocks, 6 * 2048);
