@@ -105,7 +105,7 @@ const char *proto_msg_name(uint16_t type);
 /* A volume and its settings. */
 #define REC_vol_info(F)                                                      \
 	F(U32, vol) F(NAME, name) F(U64, chunk_size) F(U32, replicas)        \
-	F(U64, root_ino) F(U64, inodes) F(I64, created_s)
+	F(U64, root_ino) F(U64, inodes) F(I64, created_s) F(U32, extent_size)
 
 /* One directory entry with the child's attributes. */
 #define REC_dirent(F) F(NAME, name) F(ATTR, attr)
@@ -175,8 +175,10 @@ const char *proto_msg_name(uint16_t type);
 #define REC_open_req(F) F(U32, vol) F(U64, ino) F(U32, flags)
 
 /* ---- snapshots and clones ------------------------------------------------ */
-/* SNAP_CREATE, SNAP_DELETE, SNAP_REVERT: a file and a snapshot name. */
-#define REC_snap_req(F) F(U32, vol) F(U64, ino) F(NAME, name)
+/* SNAP_CREATE, SNAP_DELETE, SNAP_REVERT: the file name in directory
+ * parent, and the snapshot's name.  A snapshot lives in the directory's
+ * hidden VDIFS_SNAPDIR_NAME directory as "<name>@<snap>". */
+#define REC_snap_req(F) F(U32, vol) F(U64, parent) F(NAME, name) F(NAME, snap)
 /* CLONE: src (a file or a snapshot) into dst when dst != 0 (an empty
  * regular file), else into a new file name in parent. */
 #define REC_clone_req(F)                                                     \

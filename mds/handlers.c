@@ -535,7 +535,7 @@ static void h_open(struct mds *m, const struct rpc_request *req)
 	struct session *s = session_of(m, req);
 	if (!s)
 		return;
-	int rc = namespace_open(m, s, q.vol, q.ino, &a);
+	int rc = namespace_open(m, s, q.vol, q.ino, (q.flags & O_ACCMODE) != O_RDONLY || (q.flags & O_TRUNC), &a);
 	if (rc < 0)
 		fail(req, rc, "open of inode %llu of volume %u", (unsigned long long)q.ino, q.vol);
 	else

@@ -245,6 +245,15 @@ void mdstore_key_orphan(struct mdstore_key *k, uint32_t vol, uint64_t ino)
 	key_u64(k, ino);
 }
 
+void mdstore_key_snap(struct mdstore_key *k, uint32_t vol, uint64_t origin, uint64_t snap)
+{
+	key_tag(k, 'Q');
+	key_u32(k, vol);
+	key_u64(k, origin);
+	if (snap)
+		key_u64(k, snap);
+}
+
 void mdstore_key_counter(struct mdstore_key *k, const char *name, bool per_vol, uint32_t vol)
 {
 	key_tag(k, 'M');
@@ -627,7 +636,8 @@ int mdstore_decode_volume(const uint8_t *p, size_t len, struct md_volume *out)
 	out->root_ino = wreader_u64(&r);
 	out->created.s = wreader_i64(&r);
 	out->created.ns = wreader_u32(&r);
-	if (wreader_finish(&r) < 0 || fmt != MDSTORE_FORMAT || name.len == 0 ||
+	out->extent_size = fmt >= 2 ? wreader_u32(&r) : MDSTORE_EXTENT_DEFAULT;
+	if (wreader_finish(&r) < 0 || fmt < 1 || fmt > MDSTORE_FORMAT_EXT || name.len == 0 ||
 	    !bytes_to_str(name, out->name, sizeof(out->name)))
 		return -EIO;
 	return 0;
@@ -635,13 +645,14 @@ int mdstore_decode_volume(const uint8_t *p, size_t len, struct md_volume *out)
 
 static void encode_volume(struct wbuf *b, const struct md_volume *v)
 {
-	wbuf_put_u8(b, MDSTORE_FORMAT);
+	wbuf_put_u8(b, MDSTORE_FORMAT_EXT);
 	wbuf_put_cstr(b, v->name);
 	wbuf_put_u64(b, v->chunk_size);
 	wbuf_put_u32(b, v->replicas);
 	wbuf_put_u64(b, v->root_ino);
 	wbuf_put_i64(b, v->created.s);
 	wbuf_put_u32(b, v->created.ns);
+	wbuf_put_u32(b, v->extent_size);
 }
 
 int mdstore_decode_inode(const uint8_t *p, size_t len, struct md_inode *out)
@@ -665,7 +676,8 @@ int mdstore_decode_inode(const uint8_t *p, size_t len, struct md_inode *out)
 	out->layer = wreader_u64(&r);
 	out->parent = wreader_u64(&r);
 	struct vbytes target = wreader_bytes(&r, VDIFS_PATH_MAX);
-	if (wreader_finish(&r) < 0 || fmt != MDSTORE_FORMAT)
+	out->flags = fmt >= 2 ? wreader_u32(&r) : 0;
+	if (wreader_finish(&r) < 0 || fmt < 1 || fmt > MDSTORE_FORMAT_EXT)
 		return -EIO;
 	if (target.len && memchr(target.p, '\0', target.len))
 		return -EIO;
@@ -680,7 +692,7 @@ int mdstore_decode_inode(const uint8_t *p, size_t len, struct md_inode *out)
 
 static void encode_inode(struct wbuf *b, const struct md_inode *i)
 {
-	wbuf_put_u8(b, MDSTORE_FORMAT);
+	wbuf_put_u8(b, MDSTORE_FORMAT_EXT);
 	wbuf_put_u32(b, i->mode);
 	wbuf_put_u32(b, i->nlink);
 	wbuf_put_u32(b, i->uid);
@@ -697,6 +709,7 @@ static void encode_inode(struct wbuf *b, const struct md_inode *i)
 	wbuf_put_u64(b, i->layer);
 	wbuf_put_u64(b, i->parent);
 	wbuf_put_bytes(b, i->target, i->target_len);
+	wbuf_put_u32(b, i->flags);
 }
 
 int mdstore_decode_dirent(const uint8_t *p, size_t len, struct md_dirent *out)
@@ -749,7 +762,9 @@ int mdstore_decode_chunk(const uint8_t *p, size_t len, struct md_chunk *out)
 		return -EIO;
 	for (uint32_t i = 0; i < out->nrep; i++)
 		out->ds[i] = wreader_u32(&r);
-	if (wreader_finish(&r) < 0 || fmt != MDSTORE_FORMAT)
+	out->extent = fmt >= 2 ? wreader_u32(&r) : 0;
+	out->own = fmt >= 2 ? wreader_u64(&r) : out->alloc;
+	if (wreader_finish(&r) < 0 || fmt < 1 || fmt > MDSTORE_FORMAT_EXT)
 		return -EIO;
 	return 0;
 }
@@ -757,7 +772,7 @@ int mdstore_decode_chunk(const uint8_t *p, size_t len, struct md_chunk *out)
 static void encode_chunk(struct wbuf *b, const struct md_chunk *c)
 {
 	assert(c->nrep <= VDIFS_MAX_REPLICAS);
-	wbuf_put_u8(b, MDSTORE_FORMAT);
+	wbuf_put_u8(b, MDSTORE_FORMAT_EXT);
 	wbuf_put_u32(b, c->version);
 	wbuf_put_u64(b, c->chunk_size);
 	wbuf_put_u64(b, c->base);
@@ -767,6 +782,8 @@ static void encode_chunk(struct wbuf *b, const struct md_chunk *c)
 	wbuf_put_u8(b, (uint8_t)c->nrep);
 	for (uint32_t i = 0; i < c->nrep; i++)
 		wbuf_put_u32(b, c->ds[i]);
+	wbuf_put_u32(b, c->extent);
+	wbuf_put_u64(b, c->own);
 }
 
 int mdstore_decode_ds(const uint8_t *p, size_t len, struct md_ds *out)

@@ -8,21 +8,25 @@
  * the fixed-size ones.  Record grammar:
  *
  *   V vol      -> u8 fmt | bytes name | u64 chunk_size | u32 replicas |
- *                 u64 root_ino | i64 created_s | u32 created_ns
+ *                 u64 root_ino | i64 created_s | u32 created_ns |
+ *                 u32 extent_size (fmt 2)
  *   N name     -> u32 vol
  *   I vol ino  -> u8 fmt | u32 mode | u32 nlink | u32 uid | u32 gid | u32 rdev |
  *                 u64 size | u64 blocks | i64 atime_s | u32 atime_ns |
  *                 i64 mtime_s | u32 mtime_ns | i64 ctime_s | u32 ctime_ns |
- *                 u64 layer | u64 parent | bytes target
- *                 (parent: a directory's parent, 0 for others; target: a
- *                 symlink's target, empty for others)
+ *                 u64 layer | u64 parent | bytes target | u32 flags (fmt 2)
+ *                 (parent: a directory's parent, a snapshot's origin file,
+ *                 0 for others; target: a symlink's target, empty for
+ *                 others; flags: MD_INODE_*)
  *   D vol dir name -> u64 ino | u32 mode & S_IFMT
  *   X vol ino name -> raw xattr value
  *   L layer    -> u8 fmt | u64 parent | u32 flags (1: frozen) | u32 refcount |
  *                 u32 vol
  *   C layer idx -> u64 chunk id (0: HOLE)
  *   K chunk    -> u8 fmt | u32 version | u64 chunk_size | u64 base | u64 alloc |
- *                 u32 refcount | u32 vol | u8 nrep | nrep * u32 ds
+ *                 u32 refcount | u32 vol | u8 nrep | nrep * u32 ds |
+ *                 u32 extent | u64 own (fmt 2)
+ *   Q vol origin snap -> u64 snapdir | bytes snapshot name (a file's snapshots)
  *   S ds       -> u8 fmt | bytes uuid | bytes host | u16 port | u64 total |
  *                 u64 avail | u64 used | u64 nchunks
  *   G ds chunk -> empty
@@ -53,6 +57,11 @@
 #include <stdint.h>
 
 #define MDSTORE_FORMAT 1
+/* Volume, inode and chunk records carry trailing fields since format 2
+ * (extent_size; flags; extent and own); format 1 records still decode. */
+#define MDSTORE_FORMAT_EXT 2
+/* Copy-on-write extent of a volume made before extents were a setting. */
+#define MDSTORE_EXTENT_DEFAULT 4096u
 /* Longest key: tag + u32 vol + u64 ino + a 255-byte name. */
 #define MDSTORE_KEY_MAX (1 + 4 + 8 + VDIFS_NAME_MAX)
 #define MDSTORE_VOLNAME_MAX 64
@@ -78,6 +87,7 @@ struct md_volume {
 	uint32_t replicas;
 	uint64_t root_ino;
 	struct md_time created;
+	uint32_t extent_size; /* copy-on-write extent of delta chunks */
 };
 
 struct md_inode {
@@ -88,7 +98,8 @@ struct md_inode {
 	uint64_t blocks; /* 512-byte units */
 	struct md_time atime, mtime, ctime;
 	uint64_t layer;  /* regular files: the writable layer */
-	uint64_t parent; /* directories: the parent directory */
+	uint64_t parent; /* directories: the parent directory; snapshots: the origin */
+	uint32_t flags;  /* MD_INODE_* */
 	uint32_t target_len;
 	char target[VDIFS_PATH_MAX + 1]; /* symlinks, NUL-terminated */
 };
@@ -97,6 +108,10 @@ struct md_dirent {
 	uint64_t ino;
 	uint32_t mode; /* S_IFMT bits only */
 };
+
+/* MD_INODE_SNAPDIR: a directory's hidden snapshot directory (read-only,
+ * entries are snapshots).  MD_INODE_SNAPSHOT: a read-only snapshot file. */
+enum { MD_INODE_SNAPDIR = 1 << 0, MD_INODE_SNAPSHOT = 1 << 1 };
 
 enum { MD_LAYER_FROZEN = 1 << 0 };
 
@@ -113,7 +128,10 @@ struct md_chunk {
 	uint32_t version;
 	uint64_t chunk_size;
 	uint64_t base; /* delta chunks (issue 3); 0 otherwise */
-	uint64_t alloc; /* bytes allocated on a replica, as last committed */
+	uint64_t alloc; /* bytes its content occupies on a replica, as last committed
+			 * (a delta counts what it inherits) */
+	uint64_t own;   /* bytes the chunk itself allocated (a delta's own extents) */
+	uint32_t extent; /* a delta chunk's copy-on-write extent; 0 for a plain chunk */
 	uint32_t refcount; /* layer entries pointing here */
 	uint32_t vol;
 	uint32_t nrep;
@@ -156,6 +174,8 @@ void mdstore_key_ds(struct mdstore_key *k, uint32_t ds);
 void mdstore_key_gc(struct mdstore_key *k, uint32_t ds, uint64_t chunk);
 void mdstore_key_gc_prefix(struct mdstore_key *k, uint32_t ds);
 void mdstore_key_orphan(struct mdstore_key *k, uint32_t vol, uint64_t ino);
+/* snap 0: the prefix of every snapshot of origin. */
+void mdstore_key_snap(struct mdstore_key *k, uint32_t vol, uint64_t origin, uint64_t snap);
 /* A one-letter tag alone: the prefix of every key of that kind ('V', 'S', 'O'...). */
 void mdstore_key_tag(struct mdstore_key *k, char tag);
 /* Tag + u32 vol: the prefix of one volume's keys of a per-volume kind (I, D, X, O). */

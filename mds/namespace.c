@@ -41,6 +41,18 @@ int namespace_check_name(struct vbytes name)
 }
 
 /* Xattr names: 1..255 bytes without NUL. */
+bool namespace_is_snapdir_name(struct vbytes name)
+{
+	size_t n = sizeof(VDIFS_SNAPDIR_NAME) - 1;
+	return name.len == n && memcmp(name.p, VDIFS_SNAPDIR_NAME, n) == 0;
+}
+
+/* Snapshots and snapshot directories change only through SNAP_* calls. */
+static bool read_only_inode(const struct md_inode *i)
+{
+	return (i->flags & (MD_INODE_SNAPSHOT | MD_INODE_SNAPDIR)) != 0;
+}
+
 static int check_xattr_name(struct vbytes name)
 {
 	if (name.len == 0 || memchr(name.p, '\0', name.len))
@@ -93,8 +105,8 @@ static int load_dir(struct mdstore_txn *t, uint32_t vol, uint64_t ino, struct md
  * begins a transaction, loads the directory and looks the name up.  Returns 0
  * with *t open and *found telling whether the name exists (then *de is its
  * entry), or -errno with no transaction open. */
-static int begin_in_dir(struct mds *m, uint32_t vol, uint64_t parent, struct vbytes name, struct md_volume *v,
-			struct mdstore_txn **t, struct md_inode *d, struct md_dirent *de, bool *found)
+int namespace_begin_in_dir(struct mds *m, uint32_t vol, uint64_t parent, struct vbytes name, struct md_volume *v,
+			   struct mdstore_txn **t, struct md_inode *d, struct md_dirent *de, bool *found)
 {
 	int rc = namespace_check_name(name);
 	if (rc < 0)
@@ -117,7 +129,7 @@ static int begin_in_dir(struct mds *m, uint32_t vol, uint64_t parent, struct vby
 }
 
 /* Loads the inode a directory entry names.  A dangling entry is -EIO. */
-static int load_child(struct mdstore_txn *t, uint32_t vol, const struct md_dirent *d, struct md_inode *i)
+int namespace_load_child(struct mdstore_txn *t, uint32_t vol, const struct md_dirent *d, struct md_inode *i)
 {
 	int rc = mdstore_get_inode(t, vol, d->ino, i);
 	if (rc == -ENOENT) {
@@ -163,6 +175,10 @@ int namespace_free_inode(struct mdstore_txn *t, const struct md_inode *i)
 		if (rc < 0)
 			return rc;
 	}
+	if (i->flags & MD_INODE_SNAPSHOT) {
+		mdstore_key_snap(&k, i->vol, i->parent, i->ino);
+		mdstore_txn_del(t, &k);
+	}
 	mdstore_key_inode(&k, i->vol, i->ino);
 	mdstore_txn_del(t, &k);
 	mdstore_key_orphan(&k, i->vol, i->ino);
@@ -173,7 +189,7 @@ int namespace_free_inode(struct mdstore_txn *t, const struct md_inode *i)
 /* Drops one name of i (or, for a directory, its only one): at nlink 0 the
  * inode is freed, or kept as an orphan while a session has it open.
  * Stages i.  0 or -errno. */
-static int drop_link(struct mds *m, struct mdstore_txn *t, struct md_inode *i, const struct md_time *now)
+int namespace_drop_link(struct mds *m, struct mdstore_txn *t, struct md_inode *i, const struct md_time *now)
 {
 	if (S_ISDIR(i->mode) || i->nlink <= 1)
 		i->nlink = 0;
@@ -194,8 +210,8 @@ static int drop_link(struct mds *m, struct mdstore_txn *t, struct md_inode *i, c
 	return namespace_free_inode(t, i);
 }
 
-/* 0 when directory dir has no entries, -ENOTEMPTY, -EIO. */
-static int dir_empty(struct mdstore *st, uint32_t vol, uint64_t dir)
+/* Whether directory dir has entries: 0 (none), 1 (some), -EIO. */
+static int has_entries(struct mdstore *st, uint32_t vol, uint64_t dir, bool skip_snapdir)
 {
 	struct mdstore_iter *it = NULL;
 	struct mdstore_key prefix;
@@ -205,11 +221,40 @@ static int dir_empty(struct mdstore *st, uint32_t vol, uint64_t dir)
 	int rc = mdstore_iter_open(st, &prefix, NULL, &it);
 	if (rc < 0)
 		return rc;
-	rc = mdstore_iter_next(it, &key, &kl, &val, &vl);
+	while ((rc = mdstore_iter_next(it, &key, &kl, &val, &vl)) > 0) {
+		struct vbytes name = {key + prefix.len, (uint32_t)(kl - prefix.len)};
+		if (!(skip_snapdir && kl > prefix.len && namespace_is_snapdir_name(name)))
+			break;
+	}
 	mdstore_iter_close(it);
-	if (rc < 0)
-		return rc;
-	return rc > 0 ? -ENOTEMPTY : 0;
+	return rc;
+}
+
+/* 0 when directory dir may be removed: no entries, or only a snapshot
+ * directory without snapshots, which is then removed in t too.
+ * -ENOTEMPTY (snapshots count), -EIO. */
+static int dir_empty(struct mdstore_txn *t, uint32_t vol, uint64_t dir)
+{
+	struct mdstore *st = mdstore_txn_store(t);
+	struct vbytes snapname = {(const uint8_t *)VDIFS_SNAPDIR_NAME, sizeof(VDIFS_SNAPDIR_NAME) - 1};
+	struct md_dirent de;
+	struct md_inode sd;
+	struct mdstore_key k;
+	int rc = has_entries(st, vol, dir, true);
+	if (rc != 0)
+		return rc > 0 ? -ENOTEMPTY : rc;
+	rc = mdstore_get_dirent(t, vol, dir, snapname.p, snapname.len, &de);
+	if (rc == -ENOENT)
+		return 0;
+	if (rc == 0)
+		rc = namespace_load_child(t, vol, &de, &sd);
+	if (rc == 0)
+		rc = has_entries(st, vol, sd.ino, false);
+	if (rc != 0)
+		return rc > 0 ? -ENOTEMPTY : rc;
+	mdstore_key_dirent(&k, vol, dir, snapname.p, snapname.len);
+	mdstore_txn_del(t, &k);
+	return namespace_free_inode(t, &sd);
 }
 
 /* Whether directory anc is dir or one of dir's ancestors.  0 (no), 1 (yes),
@@ -239,13 +284,13 @@ int namespace_lookup(struct mds *m, uint32_t vol, uint64_t parent, struct vbytes
 	struct md_inode d, i;
 	struct md_dirent de;
 	bool found;
-	int rc = begin_in_dir(m, vol, parent, name, &v, &t, &d, &de, &found);
+	int rc = namespace_begin_in_dir(m, vol, parent, name, &v, &t, &d, &de, &found);
 	if (rc < 0)
 		return rc;
 	if (!found)
 		rc = -ENOENT;
 	if (rc == 0)
-		rc = load_child(t, vol, &de, &i);
+		rc = namespace_load_child(t, vol, &de, &i);
 	if (rc == 0)
 		mdstore_inode_attr(&i, out);
 	mdstore_txn_abort(t);
@@ -283,6 +328,8 @@ int namespace_setattr(struct mds *m, const struct msg_setattr_req *req, struct v
 	if (rc < 0)
 		return rc;
 	rc = mdstore_get_inode(t, req->vol, req->ino, &i);
+	if (rc == 0 && read_only_inode(&i) && (valid & ~(uint32_t)(VDIFS_SET_ATIME | VDIFS_SET_ATIME_NOW)))
+		rc = -EROFS;
 	if (rc < 0)
 		goto fail;
 	mdstore_now(&now);
@@ -335,6 +382,38 @@ fail:
 	return rc;
 }
 
+int namespace_add_entry(struct mdstore_txn *t, struct md_inode *d, struct vbytes name, struct md_inode *i,
+			const struct md_time *now)
+{
+	struct md_dirent de;
+	uint32_t vol = d->vol;
+	int rc = mdstore_counter_next(t, "ino", true, vol, &i->ino);
+	if (rc < 0)
+		return rc;
+	i->vol = vol;
+	i->nlink = S_ISDIR(i->mode) ? 2 : 1;
+	i->atime = i->mtime = i->ctime = *now;
+	if (S_ISDIR(i->mode))
+		i->parent = d->ino;
+	if (S_ISREG(i->mode) && i->layer == 0) {
+		rc = layer_create(t, vol, 0, &i->layer);
+		if (rc < 0)
+			return rc;
+	}
+	rc = mdstore_counter_add(t, "inodes", true, vol, 1);
+	if (rc < 0)
+		return rc;
+	de.ino = i->ino;
+	de.mode = i->mode;
+	mdstore_put_dirent(t, vol, d->ino, name.p, name.len, &de);
+	mdstore_put_inode(t, i);
+	if (S_ISDIR(i->mode))
+		d->nlink++;
+	touch_dir(d, now);
+	mdstore_put_inode(t, d);
+	return 0;
+}
+
 /*
  * Creates inode i (its mode, uid, gid, rdev, target set by the caller) under
  * name in directory parent: allocates its number, a layer for a regular
@@ -349,41 +428,31 @@ static int create(struct mds *m, uint32_t vol, uint64_t parent, struct vbytes na
 	struct md_dirent de;
 	struct md_time now;
 	bool found;
-	int rc = begin_in_dir(m, vol, parent, name, &v, &t, &d, &de, &found);
+	int rc = namespace_begin_in_dir(m, vol, parent, name, &v, &t, &d, &de, &found);
 	if (rc < 0)
 		return rc;
 	if (found) {
 		rc = -EEXIST;
 		goto fail;
 	}
+	if (namespace_is_snapdir_name(name)) {
+		rc = -EPERM;
+		goto fail;
+	}
+	if (read_only_inode(&d)) {
+		rc = -EROFS;
+		goto fail;
+	}
 	if (S_ISDIR(i->mode) && d.nlink == UINT32_MAX) {
 		rc = -EMLINK;
 		goto fail;
 	}
-	rc = mdstore_counter_next(t, "ino", true, vol, &i->ino);
-	if (rc < 0)
-		goto fail;
 	mdstore_now(&now);
-	i->vol = vol;
-	i->nlink = S_ISDIR(i->mode) ? 2 : 1;
-	i->atime = i->mtime = i->ctime = now;
-	i->parent = S_ISDIR(i->mode) ? parent : 0;
-	if (S_ISREG(i->mode)) {
-		rc = layer_create(t, vol, 0, &i->layer);
-		if (rc < 0)
-			goto fail;
-	}
-	rc = mdstore_counter_add(t, "inodes", true, vol, 1);
+	i->layer = 0;
+	i->parent = 0;
+	rc = namespace_add_entry(t, &d, name, i, &now);
 	if (rc < 0)
 		goto fail;
-	de.ino = i->ino;
-	de.mode = i->mode;
-	mdstore_put_dirent(t, vol, parent, name.p, name.len, &de);
-	mdstore_put_inode(t, i);
-	if (S_ISDIR(i->mode))
-		d.nlink++;
-	touch_dir(&d, &now);
-	mdstore_put_inode(t, &d);
 	rc = mdstore_txn_commit(t);
 	if (rc == 0)
 		mdstore_inode_attr(i, out);
@@ -445,7 +514,7 @@ int namespace_link(struct mds *m, const struct msg_link_req *req, struct vdifs_a
 	rc = mdstore_get_inode(t, req->vol, req->ino, &i);
 	if (rc < 0)
 		goto fail;
-	if (S_ISDIR(i.mode)) {
+	if (S_ISDIR(i.mode) || (i.flags & MD_INODE_SNAPSHOT) || namespace_is_snapdir_name(req->newname)) {
 		rc = -EPERM;
 		goto fail;
 	}
@@ -458,6 +527,8 @@ int namespace_link(struct mds *m, const struct msg_link_req *req, struct vdifs_a
 		goto fail;
 	}
 	rc = load_dir(t, req->vol, req->newparent, &d);
+	if (rc == 0 && read_only_inode(&d))
+		rc = -EROFS;
 	if (rc < 0)
 		goto fail;
 	rc = mdstore_get_dirent(t, req->vol, req->newparent, req->newname.p, req->newname.len, &de);
@@ -495,22 +566,26 @@ static int remove_name(struct mds *m, uint32_t vol, uint64_t parent, struct vbyt
 	struct md_time now;
 	struct mdstore_key k;
 	bool found;
-	int rc = begin_in_dir(m, vol, parent, name, &v, &t, &d, &de, &found);
+	int rc = namespace_begin_in_dir(m, vol, parent, name, &v, &t, &d, &de, &found);
 	if (rc < 0)
 		return rc;
 	if (!found) {
 		rc = -ENOENT;
 		goto fail;
 	}
-	rc = load_child(t, vol, &de, &i);
+	rc = namespace_load_child(t, vol, &de, &i);
 	if (rc < 0)
 		goto fail;
+	if (i.flags & MD_INODE_SNAPDIR) {
+		rc = -EPERM;
+		goto fail;
+	}
 	if (want_dir) {
 		if (!S_ISDIR(i.mode)) {
 			rc = -ENOTDIR;
 			goto fail;
 		}
-		rc = dir_empty(m->store, vol, i.ino);
+		rc = dir_empty(t, vol, i.ino);
 		if (rc < 0)
 			goto fail;
 		if (d.nlink > 2)
@@ -524,7 +599,7 @@ static int remove_name(struct mds *m, uint32_t vol, uint64_t parent, struct vbyt
 	mdstore_txn_del(t, &k);
 	touch_dir(&d, &now);
 	mdstore_put_inode(t, &d);
-	rc = drop_link(m, t, &i, &now);
+	rc = namespace_drop_link(m, t, &i, &now);
 	if (rc < 0)
 		goto fail;
 	return mdstore_txn_commit(t);
@@ -588,16 +663,24 @@ int namespace_rename(struct mds *m, const struct msg_rename_req *req)
 		if (rc < 0)
 			goto fail;
 	}
+	if (read_only_inode(&p) || read_only_inode(np)) {
+		rc = -EROFS;
+		goto fail;
+	}
+	if (namespace_is_snapdir_name(req->name) || namespace_is_snapdir_name(req->newname)) {
+		rc = -EPERM;
+		goto fail;
+	}
 	rc = mdstore_get_dirent(t, vol, req->parent, req->name.p, req->name.len, &sde);
 	if (rc < 0)
 		goto fail;
-	rc = load_child(t, vol, &sde, &src);
+	rc = namespace_load_child(t, vol, &sde, &src);
 	if (rc < 0)
 		goto fail;
 	rc = mdstore_get_dirent(t, vol, req->newparent, req->newname.p, req->newname.len, &dde);
 	if (rc == 0) {
 		have_dst = true;
-		rc = load_child(t, vol, &dde, &dst);
+		rc = namespace_load_child(t, vol, &dde, &dst);
 	} else if (rc == -ENOENT) {
 		rc = 0;
 	}
@@ -641,7 +724,7 @@ int namespace_rename(struct mds *m, const struct msg_rename_req *req)
 			goto fail;
 		}
 		if (S_ISDIR(dst.mode)) {
-			rc = dir_empty(m->store, vol, dst.ino);
+			rc = dir_empty(t, vol, dst.ino);
 			if (rc < 0)
 				goto fail;
 		}
@@ -668,7 +751,7 @@ int namespace_rename(struct mds *m, const struct msg_rename_req *req)
 			/* The replaced directory's ".." goes away with it. */
 			if (S_ISDIR(dst.mode) && np->nlink > 2)
 				np->nlink--;
-			rc = drop_link(m, t, &dst, &now);
+			rc = namespace_drop_link(m, t, &dst, &now);
 			if (rc < 0)
 				goto fail;
 		}
@@ -743,16 +826,18 @@ int namespace_readdir(struct mds *m, const struct msg_readdir_req *req, struct w
 			continue; /* the cursor name itself */
 		if (*count == max || items->len >= NS_READDIR_BYTES)
 			break; /* one more exists: not at the end */
+		ent.name.p = key + prefix.len;
+		ent.name.len = (uint32_t)(kl - prefix.len);
+		if (kl > prefix.len && namespace_is_snapdir_name(ent.name))
+			continue; /* hidden: reached by name only */
 		if (kl <= prefix.len || mdstore_decode_dirent(val, vl, &de) < 0) {
 			log_error("volume %u directory %llu: corrupt entry", req->vol, (unsigned long long)req->ino);
 			rc = -EIO;
 			goto out;
 		}
-		rc = load_child(t, req->vol, &de, &i);
+		rc = namespace_load_child(t, req->vol, &de, &i);
 		if (rc < 0)
 			goto out;
-		ent.name.p = key + prefix.len;
-		ent.name.len = (uint32_t)(kl - prefix.len);
 		mdstore_inode_attr(&i, &ent.attr);
 		msg_dirent_put(items, &ent);
 		(*count)++;
@@ -783,6 +868,8 @@ int namespace_setxattr(struct mds *m, const struct msg_setxattr_req *req)
 	if (rc < 0)
 		return rc;
 	rc = mdstore_get_inode(t, req->vol, req->ino, &i);
+	if (rc == 0 && read_only_inode(&i))
+		rc = -EROFS;
 	if (rc < 0)
 		goto fail;
 	mdstore_key_xattr(&k, req->vol, req->ino, req->name.p, req->name.len);
@@ -891,6 +978,8 @@ int namespace_removexattr(struct mds *m, uint32_t vol, uint64_t ino, struct vbyt
 	if (rc < 0)
 		return rc;
 	rc = mdstore_get_inode(t, vol, ino, &i);
+	if (rc == 0 && read_only_inode(&i))
+		rc = -EROFS;
 	if (rc < 0)
 		goto fail;
 	mdstore_key_xattr(&k, vol, ino, name.p, name.len);
@@ -933,7 +1022,8 @@ int namespace_statfs(struct mds *m, uint32_t vol, struct msg_statfs_rep *out)
 	return 0;
 }
 
-int namespace_open(struct mds *m, struct session *s, uint32_t vol, uint64_t ino, struct vdifs_attr *out)
+int namespace_open(struct mds *m, struct session *s, uint32_t vol, uint64_t ino, bool write,
+		   struct vdifs_attr *out)
 {
 	struct mdstore_txn *t;
 	struct md_volume v;
@@ -943,6 +1033,8 @@ int namespace_open(struct mds *m, struct session *s, uint32_t vol, uint64_t ino,
 		return rc;
 	rc = mdstore_get_inode(t, vol, ino, &i);
 	mdstore_txn_abort(t);
+	if (rc == 0 && write && read_only_inode(&i))
+		rc = -EROFS;
 	if (rc < 0)
 		return rc;
 	rc = session_open(m->sessions, s, vol, ino);

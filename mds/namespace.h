@@ -33,6 +33,30 @@
 
 /* 0, -EINVAL or -ENAMETOOLONG (see above). */
 int namespace_check_name(struct vbytes name);
+/* Whether name is VDIFS_SNAPDIR_NAME: reserved for the hidden snapshot
+ * directory (creating, linking, renaming or removing it is -EPERM). */
+bool namespace_is_snapdir_name(struct vbytes name);
+
+/* ---- building blocks for other MDS modules (snapshot.c) ------------------ */
+
+/* The start of every operation on one name in a directory: checks the name,
+ * begins a transaction, loads the directory and looks the name up.  Returns 0
+ * with *t open and *found telling whether the name exists (then *de is its
+ * entry), or -errno with no transaction open. */
+int namespace_begin_in_dir(struct mds *m, uint32_t vol, uint64_t parent, struct vbytes name, struct md_volume *v,
+			   struct mdstore_txn **t, struct md_inode *d, struct md_dirent *de, bool *found);
+/* Loads the inode a directory entry names.  A dangling entry is -EIO. */
+int namespace_load_child(struct mdstore_txn *t, uint32_t vol, const struct md_dirent *d, struct md_inode *i);
+/* Drops one name of i (or, for a directory, its only one): at nlink 0 the
+ * inode is freed, or kept as an orphan while a session has it open.
+ * Stages i.  0 or -errno. */
+int namespace_drop_link(struct mds *m, struct mdstore_txn *t, struct md_inode *i, const struct md_time *now);
+/* Adds i (mode, uid, gid, size, blocks, layer and flags set by the caller;
+ * a regular file with layer 0 gets a fresh one) as name in directory d
+ * (loaded, not read-only; the name checked and free): allocates its number,
+ * sets nlink and times, and updates d.  Stages everything; no commit. */
+int namespace_add_entry(struct mdstore_txn *t, struct md_inode *d, struct vbytes name, struct md_inode *i,
+			const struct md_time *now);
 
 /* Fills a new inode record: times now, nlink 2 for directories else 1. */
 void namespace_init_inode(struct md_inode *i, uint32_t vol, uint64_t ino, uint32_t mode, uint32_t uid,
@@ -90,7 +114,8 @@ int namespace_removexattr(struct mds *m, uint32_t vol, uint64_t ino, struct vbyt
 int namespace_statfs(struct mds *m, uint32_t vol, struct msg_statfs_rep *out);
 
 /* OPEN: counts an open of ino by session s and returns its attributes. */
-int namespace_open(struct mds *m, struct session *s, uint32_t vol, uint64_t ino, struct vdifs_attr *out);
+int namespace_open(struct mds *m, struct session *s, uint32_t vol, uint64_t ino, bool write,
+		   struct vdifs_attr *out);
 /* RELEASE: counts a release; the last release of an orphan frees it.
  * -EBADF when s does not have the file open. */
 int namespace_release(struct mds *m, struct session *s, uint32_t vol, uint64_t ino);

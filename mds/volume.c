@@ -36,6 +36,11 @@ static bool chunk_size_ok(uint64_t cs)
 	return cs >= VOLUME_MIN_CHUNK_SIZE && cs <= VOLUME_MAX_CHUNK_SIZE && (cs & (cs - 1)) == 0;
 }
 
+static bool extent_size_ok(uint64_t e, uint64_t chunk_size)
+{
+	return e >= VOLUME_MIN_EXTENT && e <= VOLUME_MAX_EXTENT && (e & (e - 1)) == 0 && e <= chunk_size;
+}
+
 int volume_create(struct mds *m, const struct msg_vol_create_req *req, struct md_volume *out)
 {
 	struct mdstore_txn *t = NULL;
@@ -51,6 +56,7 @@ int volume_create(struct mds *m, const struct msg_vol_create_req *req, struct md
 	memset(&v, 0, sizeof(v));
 	v.chunk_size = req->chunk_size ? req->chunk_size : VOLUME_DEFAULT_CHUNK_SIZE;
 	v.replicas = req->replicas ? req->replicas : VOLUME_DEFAULT_REPLICAS;
+	v.extent_size = VOLUME_DEFAULT_EXTENT;
 	if (!chunk_size_ok(v.chunk_size) || v.replicas > VDIFS_MAX_REPLICAS)
 		return -EINVAL;
 	vbytes_to_cstr(req->name, v.name, sizeof(v.name));
@@ -142,6 +148,7 @@ int volume_put_info(struct mds *m, const struct md_volume *v, struct wbuf *b)
 		.name = {(const uint8_t *)v->name, (uint32_t)strlen(v->name)},
 		.chunk_size = v->chunk_size,
 		.replicas = v->replicas,
+		.extent_size = v->extent_size,
 		.root_ino = v->root_ino,
 		.inodes = inodes,
 		.created_s = v->created.s,
@@ -355,7 +362,18 @@ int volume_set(struct mds *m, const struct msg_vol_set_req *req, struct md_volum
 			rc = -EBUSY;
 			goto fail;
 		}
+		if (n < v.extent_size) {
+			rc = -EINVAL;
+			goto fail;
+		}
 		v.chunk_size = n;
+	} else if (vbytes_eq(req->key, "extent_size")) {
+		/* Only delta chunks made from now on use it: each records its own. */
+		if (!extent_size_ok(n, v.chunk_size)) {
+			rc = -EINVAL;
+			goto fail;
+		}
+		v.extent_size = (uint32_t)n;
 	} else {
 		rc = -EINVAL;
 		goto fail;

@@ -19,6 +19,11 @@
 #define VOLUME_MIN_CHUNK_SIZE (1ull << 20)
 #define VOLUME_MAX_CHUNK_SIZE (1ull << 30)
 #define VOLUME_DEFAULT_REPLICAS 2u
+/* Copy-on-write extent of delta chunks (docs/ARCHITECTURE.md, "Clones and
+ * snapshots", says why 4 KiB). */
+#define VOLUME_DEFAULT_EXTENT 4096u
+#define VOLUME_MIN_EXTENT 4096u
+#define VOLUME_MAX_EXTENT (1u << 20)
 
 /* 0 or -EINVAL (bad volume name). */
 int volume_check_name(struct vbytes name);

@@ -564,10 +564,10 @@ static void test_orphans(void **state)
 	struct vdifs_attr a;
 
 	/* Open twice on s1, once on s2; unlink keeps it as an orphan. */
-	assert_int_equal(namespace_open(t->m, s1, vol, f, &a), 0);
-	assert_int_equal(namespace_open(t->m, s1, vol, f, &a), 0);
-	assert_int_equal(namespace_open(t->m, s2, vol, f, &a), 0);
-	assert_int_equal(namespace_open(t->m, s2, vol, 999, &a), -ENOENT);
+	assert_int_equal(namespace_open(t->m, s1, vol, f, false, &a), 0);
+	assert_int_equal(namespace_open(t->m, s1, vol, f, false, &a), 0);
+	assert_int_equal(namespace_open(t->m, s2, vol, f, false, &a), 0);
+	assert_int_equal(namespace_open(t->m, s2, vol, 999, false, &a), -ENOENT);
 	assert_int_equal(namespace_unlink(t->m, vol, ROOT, vb("f")), 0);
 	assert_int_equal(tmds_lookup(t, vol, ROOT, "f"), 0);
 	a = tmds_attr(t, vol, f);
@@ -588,7 +588,7 @@ static void test_orphans(void **state)
 
 	/* An orphan made by rename is freed at its last release. */
 	uint64_t g = tmds_mknod(t, vol, ROOT, "g", S_IFREG | 0644);
-	assert_int_equal(namespace_open(t->m, s2, vol, g, &a), 0);
+	assert_int_equal(namespace_open(t->m, s2, vol, g, false, &a), 0);
 	assert_int_equal(tmds_rename(t, vol, ROOT, "g", ROOT, "g2", 0), 0);
 	uint64_t h = tmds_mknod(t, vol, ROOT, "h", S_IFREG | 0644);
 	/* Replacing an open file by rename also makes an orphan. */
@@ -600,7 +600,7 @@ static void test_orphans(void **state)
 	assert_int_equal(tmds_lookup(t, vol, ROOT, "g2"), h);
 
 	/* Orphans left by a dead MDS are freed at the next start. */
-	assert_int_equal(namespace_open(t->m, s2, vol, h, &a), 0);
+	assert_int_equal(namespace_open(t->m, s2, vol, h, false, &a), 0);
 	assert_int_equal(namespace_unlink(t->m, vol, ROOT, vb("g2")), 0);
 	assert_true(orphan_marked(t, vol, h));
 	tmds_reopen(t); /* the sessions are gone with the old state */

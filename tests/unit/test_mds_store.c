@@ -276,7 +276,7 @@ static void test_corrupt_records(void **state)
 	x = mdstore_txn_begin(t->m->store);
 	mdstore_txn_put(x, &k, bad, n + 1);
 	assert_int_equal(mdstore_get_chunk(x, 5, &out), -EIO);
-	bad[0] = 2; /* unknown format */
+	bad[0] = 3; /* unknown format */
 	mdstore_txn_put(x, &k, bad, n);
 	assert_int_equal(mdstore_get_chunk(x, 5, &out), -EIO);
 	memcpy(bad, good, n);
