@@ -17,11 +17,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-/* One chunk-table entry as scanned: chunk 0 is a HOLE. */
-struct layer_ent {
-	uint64_t index;
-	uint64_t chunk;
-};
 
 /* End of [first, first + count), saturating. */
 static uint64_t range_end(uint64_t first, uint64_t count)
@@ -32,12 +27,36 @@ static uint64_t range_end(uint64_t first, uint64_t count)
 /* Number of chunk indexes a file may use: offsets stay within INT64_MAX. */
 static uint64_t index_limit(uint64_t chunk_size) { return ((uint64_t)INT64_MAX + 1) / chunk_size; }
 
+int layer_depth(struct mdstore_txn *t, uint64_t layer, uint32_t *depth)
+{
+	*depth = 0;
+	while (layer) {
+		struct md_layer l;
+		if (*depth >= LAYER_DEPTH_MAX) {
+			log_error("layer %llu: ancestor chain too long (a cycle?)", (unsigned long long)layer);
+			return -EIO;
+		}
+		int rc = mdstore_get_layer(t, layer, &l);
+		if (rc < 0)
+			return rc == -ENOENT ? -EIO : rc;
+		(*depth)++;
+		layer = l.parent;
+	}
+	return 0;
+}
+
 int layer_create(struct mdstore_txn *t, uint32_t vol, uint64_t parent, uint64_t *id)
 {
 	struct md_layer l = {.parent = parent, .refcount = 1, .vol = vol};
 	int rc;
 	if (parent) {
 		struct md_layer p;
+		uint32_t depth;
+		rc = layer_depth(t, parent, &depth);
+		if (rc < 0)
+			return rc;
+		if (depth + 1 > VDIFS_DEPTH_MAX)
+			return -EMLINK;
 		rc = mdstore_get_layer(t, parent, &p);
 		if (rc < 0)
 			return rc == -ENOENT ? -EIO : rc;
@@ -93,12 +112,15 @@ static bool ent_key(const uint8_t *k, size_t kl, uint64_t *index)
 	return true;
 }
 
+static int view_collect(struct mdstore_txn *t, uint64_t layer, uint64_t first, uint64_t end, size_t limit,
+			struct layer_ent **out, size_t *nout);
+
 /*
  * Removes the own-layer entries in [first, end) and dereferences their chunks.
  * The scan reads committed state; each entry is re-read through the
  * transaction so one already removed by it is not freed twice.
  */
-static int drop_own(struct mdstore_txn *t, uint64_t layer, uint64_t first, uint64_t end, uint64_t *freed)
+static int drop_own(struct mdstore_txn *t, uint64_t layer, uint64_t first, uint64_t end)
 {
 	struct mdstore_iter *it = NULL;
 	struct mdstore_key prefix, start, k;
@@ -132,7 +154,6 @@ static int drop_own(struct mdstore_txn *t, uint64_t layer, uint64_t first, uint6
 		rc = chunk_unref(t, chunk, &alloc);
 		if (rc < 0)
 			break;
-		*freed += layer_alloc_blocks(alloc);
 	}
 	mdstore_iter_close(it);
 	return rc < 0 ? rc : 0;
@@ -185,10 +206,27 @@ int layer_drop_range(struct mdstore_txn *t, uint64_t layer, uint64_t first, uint
 		     uint64_t *freed_blocks)
 {
 	uint64_t end = range_end(first, count);
+	struct layer_ent *ents = NULL;
+	size_t n = 0;
 	*freed_blocks = 0;
 	if (first >= end)
 		return 0;
-	int rc = drop_own(t, layer, first, end, freed_blocks);
+	/* What the range showed is what the file stops being charged for. */
+	int rc = view_collect(t, layer, first, end, SIZE_MAX, &ents, &n);
+	for (size_t e = 0; rc == 0 && e < n; e++) {
+		struct md_chunk c;
+		if (ents[e].chunk == 0)
+			continue;
+		rc = mdstore_get_chunk(t, ents[e].chunk, &c);
+		if (rc == 0)
+			*freed_blocks += layer_alloc_blocks(c.alloc);
+		else if (rc == -ENOENT)
+			rc = -EIO;
+	}
+	free(ents);
+	if (rc < 0)
+		return rc;
+	rc = drop_own(t, layer, first, end);
 	if (rc < 0)
 		return rc;
 	return hide_ancestors(t, layer, first, end);
@@ -200,7 +238,6 @@ int layer_unref(struct mdstore_txn *t, uint64_t id)
 	for (int depth = 0; id; depth++) {
 		struct md_layer l;
 		struct mdstore_key k;
-		uint64_t freed = 0;
 		int rc;
 
 		if (depth >= LAYER_DEPTH_MAX)
@@ -217,7 +254,7 @@ int layer_unref(struct mdstore_txn *t, uint64_t id)
 			mdstore_put_layer(t, &l);
 			return 0;
 		}
-		rc = drop_own(t, id, 0, UINT64_MAX, &freed);
+		rc = drop_own(t, id, 0, UINT64_MAX);
 		if (rc < 0)
 			return rc;
 		mdstore_key_layer(&k, id);
@@ -279,13 +316,36 @@ static int load_file(struct mdstore_txn *t, uint32_t vol, uint64_t ino, struct m
 	return 0;
 }
 
-/* Appends the chunk_loc record of chunk c at index. */
-static void put_chunk_loc(const struct mds *m, struct wbuf *b, uint64_t index, const struct md_chunk *c)
+/* Appends the chunk_loc record of chunk c at index, with its chain of bases
+ * for a delta chunk.  0, -EIO (a broken chain), -ENOMEM. */
+static int put_chunk_loc(const struct mds *m, struct mdstore_txn *t, struct wbuf *b, uint64_t index,
+			 const struct md_chunk *c)
 {
-	struct wbuf reps;
+	struct wbuf reps, bases;
+	uint32_t nbase = 0;
+	int rc = 0;
 	wbuf_init(&reps);
+	wbuf_init(&bases);
 	for (uint32_t i = 0; i < c->nrep; i++)
 		dsreg_put_replica(m->dsreg, &reps, c->ds[i]);
+	for (uint64_t base = c->base; base && rc == 0; nbase++) {
+		struct md_chunk bc;
+		if (nbase >= VDIFS_DEPTH_MAX - 1) {
+			log_error("chunk %llu: chain of bases too long", (unsigned long long)c->id);
+			rc = -EIO;
+			break;
+		}
+		rc = mdstore_get_chunk(t, base, &bc);
+		if (rc == -ENOENT) {
+			log_error("chunk %llu: missing base chunk %llu", (unsigned long long)c->id,
+				  (unsigned long long)base);
+			rc = -EIO;
+		}
+		if (rc < 0)
+			break;
+		msg_base_ref_put(&bases, &(struct msg_base_ref){.chunk_id = bc.id, .version = bc.version});
+		base = bc.base;
+	}
 	struct msg_chunk_loc loc = {
 		.index = index,
 		.chunk_id = c->id,
@@ -293,12 +353,17 @@ static void put_chunk_loc(const struct mds *m, struct wbuf *b, uint64_t index, c
 		.flags = 0,
 		.nrep = c->nrep,
 		.replicas = {reps.data, (uint32_t)reps.len},
+		.extent = c->base ? c->extent : 0,
+		.nbase = nbase,
+		.bases = {bases.data, (uint32_t)bases.len},
 	};
-	if (reps.err)
-		b->err = true;
-	else
+	if (rc == 0 && (reps.err || bases.err))
+		rc = -ENOMEM;
+	if (rc == 0)
 		msg_chunk_loc_put(b, &loc);
 	wbuf_free(&reps);
+	wbuf_free(&bases);
+	return rc == 0 && b->err ? -ENOMEM : rc;
 }
 
 /* Scans the entries (HOLEs included) of layer in [first, end) into a
@@ -385,15 +450,63 @@ static int merge_ents(struct layer_ent **a, size_t *na, struct layer_ent *b, siz
 	return 0;
 }
 
+/* The entries (HOLEs included) the file whose layer is layer shows in
+ * [first, end): for each index the nearest layer's entry, in index order,
+ * in a malloc'ed array.  -E2BIG past limit entries, -EIO, -ENOMEM. */
+static int view_collect(struct mdstore_txn *t, uint64_t layer, uint64_t first, uint64_t end, size_t limit,
+			struct layer_ent **out, size_t *nout)
+{
+	struct layer_ent *ents = NULL, *more = NULL;
+	size_t n = 0, nmore = 0;
+	int rc = 0;
+	for (int depth = 0; layer; depth++) {
+		struct md_layer l;
+		if (depth >= LAYER_DEPTH_MAX) {
+			rc = -EIO;
+			break;
+		}
+		rc = mdstore_get_layer(t, layer, &l);
+		if (rc < 0) {
+			rc = rc == -ENOENT ? -EIO : rc;
+			break;
+		}
+		rc = scan_range(mdstore_txn_store(t), layer, first, end, limit, &more, &nmore);
+		if (rc < 0)
+			break;
+		rc = merge_ents(&ents, &n, more, nmore);
+		if (rc < 0) {
+			free(more);
+			break;
+		}
+		if (n > limit) {
+			rc = -E2BIG;
+			break;
+		}
+		layer = l.parent;
+	}
+	if (rc < 0) {
+		free(ents);
+		return rc;
+	}
+	*out = ents;
+	*nout = n;
+	return 0;
+}
+
+int layer_view(struct mdstore_txn *t, uint64_t layer, uint64_t first, uint64_t end, struct layer_ent **out,
+	       size_t *nout)
+{
+	return view_collect(t, layer, first, end, SIZE_MAX, out, nout);
+}
+
 int layer_layout(struct mds *m, const struct msg_layout_req *req, struct wbuf *items, uint32_t *count)
 {
 	struct mdstore_txn *t = mdstore_txn_begin(m->store);
-	struct layer_ent *ents = NULL, *more = NULL;
-	size_t n = 0, nmore = 0;
+	struct layer_ent *ents = NULL;
+	size_t n = 0;
 	struct md_volume v;
 	struct md_inode i;
 	uint64_t end = range_end(req->first, req->max);
-	const size_t scan_limit = 4 * (size_t)LAYER_LAYOUT_MAX;
 	int rc;
 
 	*count = 0;
@@ -404,32 +517,9 @@ int layer_layout(struct mds *m, const struct msg_layout_req *req, struct wbuf *i
 		goto out;
 	if (req->first >= end)
 		goto out;
-
-	uint64_t layer = i.layer;
-	for (int depth = 0; layer; depth++) {
-		struct md_layer l;
-		if (depth >= LAYER_DEPTH_MAX) {
-			rc = -EIO;
-			goto out;
-		}
-		rc = mdstore_get_layer(t, layer, &l);
-		if (rc < 0) {
-			rc = rc == -ENOENT ? -EIO : rc;
-			goto out;
-		}
-		rc = scan_range(m->store, layer, req->first, end, scan_limit, &more, &nmore);
-		if (rc < 0)
-			goto out;
-		rc = merge_ents(&ents, &n, more, nmore);
-		if (rc < 0)
-			goto out;
-		more = NULL;
-		if (n > scan_limit) {
-			rc = -E2BIG;
-			goto out;
-		}
-		layer = l.parent;
-	}
+	rc = view_collect(t, i.layer, req->first, end, 4 * (size_t)LAYER_LAYOUT_MAX, &ents, &n);
+	if (rc < 0)
+		goto out;
 
 	for (size_t e = 0; e < n; e++) {
 		struct md_chunk c;
@@ -447,12 +537,12 @@ int layer_layout(struct mds *m, const struct msg_layout_req *req, struct wbuf *i
 			rc = rc == -ENOENT ? -EIO : rc;
 			goto out;
 		}
-		put_chunk_loc(m, items, ents[e].index, &c);
+		rc = put_chunk_loc(m, t, items, ents[e].index, &c);
+		if (rc < 0)
+			goto out;
 		(*count)++;
 	}
-	rc = items->err ? -ENOMEM : 0;
 out:
-	free(more);
 	free(ents);
 	mdstore_txn_abort(t);
 	return rc;
@@ -506,9 +596,9 @@ int layer_chunk_alloc(struct mds *m, const struct msg_chunk_alloc_req *req, bool
 			rc = rc == -ENOENT ? -EIO : rc;
 			goto fail;
 		}
+		rc = put_chunk_loc(m, t, reply, req->index, &c);
 		mdstore_txn_abort(t);
-		put_chunk_loc(m, reply, req->index, &c);
-		return reply->err ? -ENOMEM : 0;
+		return rc;
 	}
 	if (rc == -ENOENT) {
 		/* No entry of its own: a write over an ancestor's chunk makes a
@@ -520,19 +610,30 @@ int layer_chunk_alloc(struct mds *m, const struct msg_chunk_alloc_req *req, bool
 
 	memset(&c, 0, sizeof(c));
 	if (base) {
+		/* A delta chunk lives where its base does, so that copy-on-write
+		 * reads the base from the local disk: only base servers qualify. */
 		struct md_chunk b;
+		uint32_t got[VDIFS_MAX_REPLICAS], ngot = 0;
 		rc = mdstore_get_chunk(t, base, &b);
 		if (rc < 0) {
 			rc = rc == -ENOENT ? -EIO : rc;
 			goto fail;
 		}
-		rc = dsreg_place(m->dsreg, v.replicas, b.ds, b.nrep, c.ds, &c.nrep);
+		rc = dsreg_place(m->dsreg, v.replicas < b.nrep ? v.replicas : b.nrep, b.ds, b.nrep, got, &ngot);
+		for (uint32_t g = 0; rc == 0 && g < ngot; g++)
+			for (uint32_t k = 0; k < b.nrep; k++)
+				if (got[g] == b.ds[k])
+					c.ds[c.nrep++] = got[g];
+		if (rc == 0 && c.nrep == 0)
+			rc = -ENOSPC;
+		c.extent = v.extent_size;
+		c.alloc = b.alloc; /* same content as the base until written */
 	} else {
 		rc = dsreg_place(m->dsreg, v.replicas, NULL, 0, c.ds, &c.nrep);
 	}
 	/* Just after a restart the servers have not all reported yet: better
 	 * to wait a moment than to place fewer replicas (or fail) for good. */
-	if (settle && (rc == -ENOSPC || (rc == 0 && c.nrep < v.replicas)) && dsreg_settling(m->dsreg))
+	if (settle && (rc == -ENOSPC || (rc == 0 && c.nrep < v.replicas && !base)) && dsreg_settling(m->dsreg))
 		rc = -EAGAIN;
 	if (rc < 0)
 		goto fail;
@@ -557,8 +658,12 @@ int layer_chunk_alloc(struct mds *m, const struct msg_chunk_alloc_req *req, bool
 	if (c.nrep < v.replicas)
 		log_warn("volume %s: chunk %llu placed on %u data servers of %u wanted (not enough up)", v.name,
 			 (unsigned long long)c.id, c.nrep, v.replicas);
-	put_chunk_loc(m, reply, req->index, &c);
-	return reply->err ? -ENOMEM : 0;
+	t = mdstore_txn_begin(m->store);
+	if (!t)
+		return -ENOMEM;
+	rc = put_chunk_loc(m, t, reply, req->index, &c);
+	mdstore_txn_abort(t);
+	return rc;
 fail:
 	mdstore_txn_abort(t);
 	return rc;
@@ -639,6 +744,7 @@ int layer_commit(struct mds *m, const struct msg_commit_req *req, struct vdifs_a
 			goto fail;
 		}
 		uint64_t bytes = a.bytes > c.chunk_size ? c.chunk_size : a.bytes;
+		c.own = a.own > bytes ? bytes : a.own;
 		uint64_t old = layer_alloc_blocks(c.alloc);
 		i.blocks = (old > i.blocks ? 0 : i.blocks - old) + layer_alloc_blocks(bytes);
 		c.alloc = bytes;

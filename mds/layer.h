@@ -29,10 +29,28 @@
 /* 512-byte blocks charged for a chunk with alloc bytes allocated. */
 static inline uint64_t layer_alloc_blocks(uint64_t alloc) { return alloc / 512 + (alloc % 512 != 0); }
 
+/* One chunk-table entry as scanned: chunk 0 is a HOLE. */
+struct layer_ent {
+	uint64_t index;
+	uint64_t chunk;
+};
+
 /* ---- building blocks, inside a caller's transaction ----------------------------- */
 
+/* Number of layers in the chain from layer up (0 for layer 0).  -EIO on a
+ * broken or cyclic chain. */
+int layer_depth(struct mdstore_txn *t, uint64_t layer, uint32_t *depth);
+
+/* What a file whose layer is layer shows in chunk indexes [first, end): for
+ * each index with an entry in the chain, the nearest one (HOLEs included),
+ * in index order, as a malloc'ed array (*out, *nout).  Reads the committed
+ * chunk tables.  -EIO, -ENOMEM. */
+int layer_view(struct mdstore_txn *t, uint64_t layer, uint64_t first, uint64_t end, struct layer_ent **out,
+	       size_t *nout);
+
 /* Stages a new writable layer (refcount 1) over parent (0: none; else the
- * parent gains a reference).  0 and *id, or -errno. */
+ * parent gains a reference).  0 and *id, -EMLINK when the chain would be
+ * deeper than VDIFS_DEPTH_MAX, or -errno. */
 int layer_create(struct mdstore_txn *t, uint32_t vol, uint64_t parent, uint64_t *id);
 
 /* Drops one reference to layer id; at zero stages the removal of its chunk
