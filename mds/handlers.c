@@ -17,6 +17,7 @@
 #include "log.h"
 #include "mds.h"
 #include "namespace.h"
+#include "snapshot.h"
 #include "session.h"
 #include "volume.h"
 
@@ -558,6 +559,89 @@ static void h_release(struct mds *m, const struct rpc_request *req)
 		rpc_reply(req, NULL);
 }
 
+/* ---- snapshots and clones ------------------------------------------------------- */
+
+static const char *snap_why(int rc)
+{
+	switch (rc) {
+	case -EMLINK: return " (depth limit reached: flatten the file first)";
+	case -EEXIST: return " (exists)";
+	case -ENOENT: return " (no such file or snapshot)";
+	case -ENOTEMPTY: return " (the target file is not empty)";
+	default: return "";
+	}
+}
+
+static void h_snap(struct mds *m, const struct rpc_request *req)
+{
+	struct msg_snap_req q;
+	struct vdifs_attr a;
+	int rc;
+	if (!decoded(req, msg_snap_req_decode(req->payload, req->len, &q)) || !writable(req, q.vol))
+		return;
+	switch (req->type) {
+	case VDIFS_MSG_SNAP_CREATE: rc = snapshot_create(m, &q, &a); break;
+	case VDIFS_MSG_SNAP_REVERT: rc = snapshot_revert(m, &q, &a); break;
+	default: rc = snapshot_delete(m, &q); break;
+	}
+	if (rc < 0)
+		fail(req, rc, "%s of " NAMEF " in %llu, snapshot " NAMEF ", volume %u%s", proto_msg_name(req->type),
+		     NAMEA(q.name), (unsigned long long)q.parent, NAMEA(q.snap), q.vol, snap_why(rc));
+	else if (req->type == VDIFS_MSG_SNAP_DELETE)
+		rpc_reply(req, NULL);
+	else
+		reply_attr(req, &a);
+}
+
+static void h_snap_list(struct mds *m, const struct rpc_request *req)
+{
+	struct msg_ino_req q;
+	struct wbuf items;
+	uint32_t count;
+	if (!decoded(req, msg_ino_req_decode(req->payload, req->len, &q)))
+		return;
+	wbuf_init(&items);
+	int rc = snapshot_list(m, q.vol, q.ino, &items, &count);
+	if (rc < 0)
+		fail(req, rc, "snapshots of inode %llu of volume %u", (unsigned long long)q.ino, q.vol);
+	else
+		reply_list(req, count, &items);
+	wbuf_free(&items);
+}
+
+static void h_clone(struct mds *m, const struct rpc_request *req)
+{
+	struct msg_clone_req q;
+	struct vdifs_attr a;
+	if (!decoded(req, msg_clone_req_decode(req->payload, req->len, &q)) || !writable(req, q.vol))
+		return;
+	int rc = snapshot_clone(m, &q, &a);
+	if (rc < 0)
+		fail(req, rc, "clone of inode %llu to %s%llu " NAMEF " in volume %u%s", (unsigned long long)q.src,
+		     q.dst ? "inode " : "directory ", (unsigned long long)(q.dst ? q.dst : q.parent), NAMEA(q.name),
+		     q.vol, snap_why(rc));
+	else
+		reply_attr(req, &a);
+}
+
+static void h_file_info(struct mds *m, const struct rpc_request *req)
+{
+	struct msg_ino_req q;
+	struct msg_file_info_rep r;
+	struct wbuf b;
+	if (!decoded(req, msg_ino_req_decode(req->payload, req->len, &q)))
+		return;
+	int rc = snapshot_info(m, q.vol, q.ino, &r);
+	if (rc < 0) {
+		fail(req, rc, "info of inode %llu of volume %u", (unsigned long long)q.ino, q.vol);
+		return;
+	}
+	wbuf_init(&b);
+	msg_file_info_rep_put(&b, &r);
+	rpc_reply(req, &b);
+	wbuf_free(&b);
+}
+
 /* ---- file layout -------------------------------------------------------------- */
 
 static void h_layout(struct mds *m, const struct rpc_request *req)
@@ -805,6 +889,12 @@ void handlers_dispatch(void *arg, const struct rpc_request *req)
 	case VDIFS_MSG_CHUNK_ALLOC: h_chunk_alloc(h, req); break;
 	case VDIFS_MSG_CHUNK_DROP: h_chunk_drop(m, req); break;
 	case VDIFS_MSG_COMMIT: h_commit(m, req); break;
+	case VDIFS_MSG_SNAP_CREATE:
+	case VDIFS_MSG_SNAP_DELETE:
+	case VDIFS_MSG_SNAP_REVERT: h_snap(m, req); break;
+	case VDIFS_MSG_SNAP_LIST: h_snap_list(m, req); break;
+	case VDIFS_MSG_CLONE: h_clone(m, req); break;
+	case VDIFS_MSG_FILE_INFO: h_file_info(m, req); break;
 	case VDIFS_MSG_DS_REGISTER: h_ds_register(m, req); break;
 	case VDIFS_MSG_DS_HEARTBEAT: h_ds_heartbeat(m, req); break;
 	default:
