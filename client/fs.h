@@ -14,6 +14,7 @@
 #include <fuse_lowlevel.h>
 
 #include "client.h"
+#include "snapctl.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -26,6 +27,8 @@ struct fs {
 	bool ro;
 	double attr_timeout;
 	double entry_timeout;
+	struct fuse_session *se;   /* for cache invalidations (snapctl) */
+	struct snapctl ctl;
 };
 
 extern const struct fuse_lowlevel_ops fs_ops;

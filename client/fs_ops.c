@@ -538,6 +538,29 @@ static void fs_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, stru
 		fuse_reply_lseek(req, (off_t)rc);
 }
 
+static void fs_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in, struct fuse_file_info *fi_in,
+			       fuse_ino_t ino_out, off_t off_out, struct fuse_file_info *fi_out, size_t len,
+			       int flags)
+{
+	struct fs *fs = fs_of(req);
+	if (flags != 0 || off_in < 0 || off_out < 0) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	if (fs->ro) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	ssize_t n = snapctl_copy_range(fs, fs_file(fi_in), fs_from_fuse(fs, ino_in), (uint64_t)off_in,
+				       fs_file(fi_out), fs_from_fuse(fs, ino_out), (uint64_t)off_out, len);
+	if (n == -EOPNOTSUPP)
+		fuse_reply_err(req, EOPNOTSUPP); /* not an error worth a log line */
+	else if (n < 0)
+		fs_reply_err(req, "copy_file_range", ino_out, (int)n);
+	else
+		fuse_reply_write(req, (size_t)n);
+}
+
 static void fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs *fs = fs_of(req);
@@ -650,6 +673,12 @@ static void fs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 			int flags)
 {
 	struct fs *fs = fs_of(req);
+	if (snapctl_is_ctl(name)) {
+		const struct fuse_ctx *ctx = fuse_req_ctx(req);
+		fs_reply_err(req, name, ino,
+			     snapctl_setxattr(fs, fs_from_fuse(fs, ino), name, value, size, ctx->uid, ctx->gid));
+		return;
+	}
 	int rc = fs_is_acl(name) ? -EOPNOTSUPP
 		 : fs->ro	 ? -EROFS
 				 : vdifs_setxattr(fs->c, fs_from_fuse(fs, ino), name, value, size, (uint32_t)flags);
@@ -664,6 +693,19 @@ static void fs_reply_xattr_value(fuse_req_t req, const char *op, fuse_ino_t ino,
 	char *buf = NULL;
 	ssize_t n;
 
+	if (name && snapctl_is_ctl(name)) {
+		n = snapctl_getxattr(fs, vino, name, &buf);
+		if (n < 0)
+			fs_reply_err(req, op, ino, (int)n);
+		else if (size == 0)
+			fuse_reply_xattr(req, (size_t)n);
+		else if ((size_t)n > size)
+			fuse_reply_err(req, ERANGE);
+		else
+			fuse_reply_buf(req, buf, (size_t)n);
+		free(buf);
+		return;
+	}
 	if (size > 0) {
 		buf = malloc(size);
 		if (!buf) {
@@ -737,4 +779,5 @@ const struct fuse_lowlevel_ops fs_ops = {
 	.removexattr = fs_removexattr,
 	.fallocate = fs_fallocate,
 	.lseek = fs_lseek,
+	.copy_file_range = fs_copy_file_range,
 };

@@ -213,6 +213,7 @@ int main(int argc, char **argv)
 	int notify = -1, ret = 1, rc;
 
 	memset(&fs, 0, sizeof(fs));
+	snapctl_init(&fs.ctl);
 	memset(&copts, 0, sizeof(copts));
 	log_init(MOUNT_PROG, LOG_WARN);
 	if (fuse_opt_parse(&args, &o, mount_opt_spec, mount_opt_proc) != 0)
@@ -313,6 +314,7 @@ int main(int argc, char **argv)
 	se = fuse_session_new(&args, &fs_ops, sizeof(fs_ops), &fs);
 	if (!se)
 		goto out_client;
+	fs.se = se;
 	if (fuse_set_signal_handlers(se) != 0)
 		goto out_session;
 	if (fuse_session_mount(se, copts.mountpoint) != 0)

@@ -183,6 +183,37 @@ ssize_t vdifs_file_pwrite(struct vdifs_file *f, const void *buf, size_t len, uin
 int vdifs_file_commit(struct vdifs_file *f);
 /* DS_SYNC on every chunk written since the last sync, then commit. */
 int vdifs_file_fsync(struct vdifs_file *f);
+
+/* ---- snapshots and clones (client_snap.c) ------------------------------------ */
+/* Each is one MDS call, O(1) in the file's size.  Before freezing a file's
+ * content the caller commits its dirty size (vdifs_inode_commit); after,
+ * vdifs_inode_frozen (the source's cached chunks became an ancestor's) or
+ * vdifs_inode_reload (a file's content was replaced). */
+
+/* A snapshot snap of the file name in directory parent; out (may be NULL):
+ * the snapshot's attributes.  0 or -errno (-EEXIST, -EMLINK: depth limit). */
+int vdifs_snap_create(struct vdifs_client *c, uint64_t parent, const char *name, const char *snap,
+		      struct vdifs_attr *out);
+int vdifs_snap_delete(struct vdifs_client *c, uint64_t parent, const char *name, const char *snap);
+/* The file's content becomes snapshot snap's; out: the file's attributes. */
+int vdifs_snap_revert(struct vdifs_client *c, uint64_t parent, const char *name, const char *snap,
+		      struct vdifs_attr *out);
+/* Calls fn for each snapshot of file ino (its name and attributes). */
+int vdifs_snap_list(struct vdifs_client *c, uint64_t ino,
+		    int (*fn)(void *arg, const char *name, const struct vdifs_attr *a), void *arg);
+/* A clone of src: into the empty file dst when dst != 0, else as the new
+ * file name in parent (owned by uid, gid).  out (may be NULL): its attributes. */
+int vdifs_clone(struct vdifs_client *c, uint64_t src, uint64_t dst, uint64_t parent, const char *name,
+		uint32_t uid, uint32_t gid, struct vdifs_attr *out);
+/* Space of file ino: size, allocated, owned and shared bytes, depth... */
+int vdifs_file_info(struct vdifs_client *c, uint64_t ino, struct msg_file_info_rep *out);
+
+/* Commits the dirty size, mtime and allocation of ino if this client has it open. */
+int vdifs_inode_commit(struct vdifs_client *c, uint64_t ino);
+/* ino's cached chunks may no longer be written (its content was frozen). */
+void vdifs_inode_frozen(struct vdifs_client *c, uint64_t ino);
+/* Drops ino's cached layout and dirty state and fetches them again. */
+int vdifs_inode_reload(struct vdifs_client *c, uint64_t ino);
 /* Deallocates [off, off+len): the range reads as zeros, the size is unchanged. */
 int vdifs_file_punch(struct vdifs_file *f, uint64_t off, uint64_t len);
 /* Sets the size (shrinking zeroes the tail of the new last chunk first). */
@@ -215,12 +246,18 @@ struct vdifs_chunk {
 	uint32_t flags;      /* VDIFS_CHUNK_HOLE: the range is a hole */
 	uint32_t nrep;
 	struct vdifs_ds *rep[VDIFS_MAX_REPLICAS]; /* rep[0] is the primary */
+	/* A delta chunk: its copy-on-write extent and chain of bases (nbase
+	 * base_ref records as on the wire, nearest first); 0 for plain chunks. */
+	uint32_t extent;
+	uint32_t nbase;
+	uint8_t bases[(VDIFS_DEPTH_MAX - 1) * VDIFS_BASE_REF_LEN];
 	/* client state */
 	bool writable;       /* CHUNK_ALLOC answered for it: writes may go there */
 	bool unsynced;       /* written since the last DS_SYNC */
 	bool alloc_dirty;    /* alloc not yet sent in a COMMIT */
 	bool alloc_known;    /* alloc_base is meaningful */
 	uint64_t alloc;      /* allocated bytes as a data server last reported */
+	uint64_t own;        /* of which the chunk's own (a delta's written extents) */
 	uint64_t alloc_base; /* what the MDS is believed to count for the chunk */
 };
 

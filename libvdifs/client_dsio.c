@@ -94,6 +94,7 @@ static void dsio_reply(void *arg, int status, const uint8_t *payload, uint32_t l
 			struct msg_ds_io_rep rep;
 			if (len > 0 && msg_ds_io_rep_decode(payload, len, &rep) == 0) {
 				op->alloc = rep.alloc;
+				op->own = rep.own;
 				op->has_alloc = true;
 			}
 			break;
@@ -246,6 +247,13 @@ static void dsio_put_fwd(struct wbuf *fwd, const struct vdifs_chunk *ch)
 	}
 }
 
+/* The chain of bases of a delta chunk, as the wire carries it. */
+static struct vbytes dsio_bases(const struct vdifs_chunk *ch)
+{
+	struct vbytes v = { ch->bases, ch->nbase * VDIFS_BASE_REF_LEN };
+	return v;
+}
+
 void dsio_encode_write(struct dsio_op *op, uint64_t chunk_size)
 {
 	struct wbuf fwd;
@@ -253,7 +261,8 @@ void dsio_encode_write(struct dsio_op *op, uint64_t chunk_size)
 	dsio_put_fwd(&fwd, &op->ch);
 	struct msg_ds_write_req m = {
 		.chunk_id = op->ch.chunk_id, .version = op->ch.version, .flags = 0,
-		.chunk_size = chunk_size, .offset = op->sp.off, .nfwd = op->ch.nrep - 1,
+		.chunk_size = chunk_size, .extent = op->ch.extent, .nbase = op->ch.nbase,
+		.bases = dsio_bases(&op->ch), .offset = op->sp.off, .nfwd = op->ch.nrep - 1,
 		.fwd = { fwd.data, (uint32_t)fwd.len }, .data = { NULL, op->sp.len },
 	};
 	op->type = VDIFS_MSG_DS_WRITE;
@@ -267,6 +276,7 @@ void dsio_encode_write(struct dsio_op *op, uint64_t chunk_size)
 void dsio_encode_read(struct dsio_op *op)
 {
 	struct msg_ds_read_req m = { .chunk_id = op->ch.chunk_id, .version = op->ch.version,
+				     .nbase = op->ch.nbase, .bases = dsio_bases(&op->ch),
 				     .offset = op->sp.off, .length = op->sp.len };
 	op->type = VDIFS_MSG_DS_READ;
 	wbuf_reset(&op->head);
@@ -280,7 +290,8 @@ void dsio_encode_punch(struct dsio_op *op, uint64_t chunk_size)
 	dsio_put_fwd(&fwd, &op->ch);
 	struct msg_ds_punch_req m = {
 		.chunk_id = op->ch.chunk_id, .version = op->ch.version, .flags = 0,
-		.chunk_size = chunk_size, .offset = op->sp.off, .length = op->sp.len,
+		.chunk_size = chunk_size, .extent = op->ch.extent, .nbase = op->ch.nbase,
+		.bases = dsio_bases(&op->ch), .offset = op->sp.off, .length = op->sp.len,
 		.nfwd = op->ch.nrep - 1, .fwd = { fwd.data, (uint32_t)fwd.len },
 	};
 	op->type = VDIFS_MSG_DS_PUNCH;
@@ -309,6 +320,7 @@ void dsio_encode_sync(struct dsio_op *op)
 void dsio_encode_seek(struct dsio_op *op, uint32_t off, int whence)
 {
 	struct msg_ds_seek_req m = { .chunk_id = op->ch.chunk_id, .version = op->ch.version,
+				     .nbase = op->ch.nbase, .bases = dsio_bases(&op->ch),
 				     .offset = off, .whence = (uint8_t)whence };
 	op->type = VDIFS_MSG_DS_SEEK;
 	wbuf_reset(&op->head);

@@ -192,6 +192,15 @@ static int client_chunk_from_loc(struct vdifs_client *c, const struct msg_chunk_
 	out->nrep = m->nrep;
 	if (wreader_finish(&r) != 0)
 		return -EBADMSG;
+	/* A delta chunk names 1..VDIFS_DEPTH_MAX-1 bases and an extent; a
+	 * plain one neither.  The bases are kept as sent, to send on. */
+	if ((m->nbase == 0) != (m->extent == 0) || m->nbase > VDIFS_DEPTH_MAX - 1 ||
+	    m->bases.len != (uint64_t)m->nbase * VDIFS_BASE_REF_LEN)
+		return -EBADMSG;
+	out->extent = m->extent;
+	out->nbase = m->nbase;
+	if (m->bases.len)
+		memcpy(out->bases, m->bases.p, m->bases.len);
 	if (out->nrep == 0 && !(out->flags & VDIFS_CHUNK_HOLE))
 		return -EBADMSG;
 	return 0;
@@ -333,8 +342,10 @@ static int client_writable_chunk(struct vdifs_client *c, struct inode *in, uint6
 			fresh.alloc = ch->alloc;
 			fresh.alloc_base = ch->alloc_base;
 		} else {
-			/* A new chunk (or a delta over a parent's): the MDS counts nothing. */
-			fresh.alloc_known = true;
+			/* A new plain chunk: the MDS counts nothing for it.  A new
+			 * delta: the MDS counts its base's bytes, learnt from the
+			 * first write's report. */
+			fresh.alloc_known = fresh.nbase == 0;
 		}
 		rc = vdifs_layout_put(&in->layout, &fresh);
 		*out = fresh;
@@ -359,7 +370,7 @@ static void client_chunk_invalidate(struct inode *in, uint64_t index, uint64_t c
  * number of bytes the operation wrote (to estimate what the MDS counted
  * before, when unknown).  Inode lock held. */
 static void client_note_alloc(struct inode *in, uint64_t index, uint64_t chunk_id, uint64_t alloc,
-			      uint64_t written, bool exact)
+			      uint64_t own, uint64_t written, bool exact)
 {
 	struct vdifs_chunk *ch = vdifs_layout_get(&in->layout, index);
 	if (!ch || ch->chunk_id != chunk_id)
@@ -370,6 +381,7 @@ static void client_note_alloc(struct inode *in, uint64_t index, uint64_t chunk_i
 	}
 	/* Parallel writes may answer out of order: a write never shrinks. */
 	ch->alloc = exact ? alloc : (alloc > ch->alloc ? alloc : ch->alloc);
+	ch->own = exact ? own : (own > ch->own ? own : ch->own);
 	ch->alloc_dirty = true;
 }
 
@@ -497,7 +509,8 @@ static int client_inode_commit(struct vdifs_client *c, struct inode *in)
 		struct vdifs_chunk *ch = &in->layout.v[i];
 		if (!ch->alloc_dirty)
 			continue;
-		struct msg_alloc a = { .index = ch->index, .chunk_id = ch->chunk_id, .bytes = ch->alloc };
+		struct msg_alloc a = { .index = ch->index, .chunk_id = ch->chunk_id, .bytes = ch->alloc,
+				       .own = ch->own };
 		msg_alloc_put(&items, &a);
 		ch->alloc_dirty = false;
 		m.count++;
@@ -563,6 +576,58 @@ out:
 }
 
 int vdifs_file_commit(struct vdifs_file *f) { return client_inode_commit(f->c, f->in); }
+
+int vdifs_inode_commit(struct vdifs_client *c, uint64_t ino)
+{
+	struct inode *in = client_inode_get(c, ino, false);
+	if (!in)
+		return 0;
+	int rc = client_inode_commit(c, in);
+	client_inode_put(c, in);
+	return rc;
+}
+
+void vdifs_inode_frozen(struct vdifs_client *c, uint64_t ino)
+{
+	struct inode *in = client_inode_get(c, ino, false);
+	if (!in)
+		return;
+	/* Under alloc_lock so no CHUNK_ALLOC answer lands in between. */
+	pthread_mutex_lock(&in->alloc_lock);
+	pthread_mutex_lock(&in->lock);
+	for (size_t i = 0; i < in->layout.n; i++)
+		in->layout.v[i].writable = false;
+	pthread_mutex_unlock(&in->lock);
+	pthread_mutex_unlock(&in->alloc_lock);
+	client_inode_put(c, in);
+}
+
+int vdifs_inode_reload(struct vdifs_client *c, uint64_t ino)
+{
+	struct inode *in = client_inode_get(c, ino, false);
+	struct vdifs_attr a;
+	if (!in)
+		return 0;
+	pthread_mutex_lock(&in->alloc_lock);
+	int rc = vdifs_getattr(c, ino, &a);
+	if (rc == 0) {
+		struct vdifs_layout empty;
+		vdifs_layout_init(&empty);
+		pthread_mutex_lock(&in->lock);
+		/* Whatever this client had pending described the old content. */
+		vdifs_layout_free(&in->layout);
+		vdifs_layout_init(&in->layout);
+		in->attr = a;
+		in->size = a.size;
+		in->size_dirty = false;
+		in->mtime_dirty = false;
+		pthread_mutex_unlock(&in->lock);
+		rc = client_fetch_layout(c, in);
+	}
+	pthread_mutex_unlock(&in->alloc_lock);
+	client_inode_put(c, in);
+	return rc;
+}
 
 int vdifs_file_close(struct vdifs_file *f)
 {
@@ -652,7 +717,7 @@ ssize_t vdifs_file_pwrite(struct vdifs_file *f, const void *buf, size_t len, uin
 		if (ch && ch->chunk_id == ops[i].ch.chunk_id)
 			ch->unsynced = true;
 		if (ops[i].has_alloc)
-			client_note_alloc(in, ops[i].sp.index, ops[i].ch.chunk_id, ops[i].alloc,
+			client_note_alloc(in, ops[i].sp.index, ops[i].ch.chunk_id, ops[i].alloc, ops[i].own,
 					  ops[i].sp.len, false);
 	}
 	if (off + len > in->size) {
@@ -897,7 +962,7 @@ static int client_punch_partial(struct vdifs_client *c, struct inode *in, const 
 	if (ch && ch->chunk_id == op->ch.chunk_id)
 		ch->unsynced = true;
 	if (op->has_alloc)
-		client_note_alloc(in, sp->index, op->ch.chunk_id, op->alloc, 0, true);
+		client_note_alloc(in, sp->index, op->ch.chunk_id, op->alloc, op->own, 0, true);
 	pthread_mutex_unlock(&in->lock);
 out:
 	dsio_ops_free(op, 1);

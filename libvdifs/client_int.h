@@ -141,6 +141,7 @@ struct dsio_op {
 	struct wbuf head;
 	uint8_t *dst;           /* DS_READ: where the bytes go (sp.len of them) */
 	uint64_t alloc;         /* DS_WRITE/DS_PUNCH reply */
+	uint64_t own;
 	bool has_alloc;
 	uint8_t found;          /* DS_SEEK reply */
 	uint32_t seek_off;

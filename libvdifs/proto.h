@@ -88,8 +88,9 @@ const char *proto_msg_name(uint16_t type);
 /* Where one replica of a chunk lives. */
 #define REC_replica(F) F(U32, ds_id) F(NAME, host) F(U16, port)
 
-/* One chunk a delta chunk inherits from. */
+/* One chunk a delta chunk inherits from (VDIFS_BASE_REF_LEN bytes). */
 #define REC_base_ref(F) F(U64, chunk_id) F(U32, version)
+#define VDIFS_BASE_REF_LEN 12
 
 /* One chunk of a file: index in the file, identity, and replicas (BLOB of
  * replica records, nrep of them, the first is the primary).  A delta chunk
