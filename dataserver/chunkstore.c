@@ -7,14 +7,27 @@
  * cache of open chunk files with their block tables in memory.
  *
  * Tuned for VM images: 4 KiB random and 1 MiB sequential I/O into 64 MiB
- * chunks.  A write is one pwrite per block of the caller's bytes (never
- * copied; see write_blocks) plus one pwrite of the table entries it changed;
- * a partial block costs a read of the bytes it replaces (not of the block):
- * their difference updates the block's CRC (block_patch_crc).  A read is
- * one preadv per run of written blocks, straight into the caller's buffer
- * except for the partial blocks at its two ends.  Nothing is fsynced except by
- * chunkstore_sync(): a crash between a data write and its table write leaves
- * a block whose CRC does not match, which reads as -EIO, never as wrong data.
+ * chunks.  A write is one pwrite per 64 KiB (or extent) of the range,
+ * straight from the caller's bytes (see write_segs), plus one pwrite of the
+ * table entries it changed; a partial block costs a read of the bytes it
+ * replaces (not of the block): their difference updates the block's CRC
+ * (block_patch_crc).  A read is one preadv per run of written blocks,
+ * straight into the caller's buffer except for the partial blocks at its two
+ * ends.  Nothing is fsynced except by chunkstore_sync(): a crash between a
+ * data write and its table write leaves a block whose CRC does not match,
+ * which reads as -EIO, never as wrong data.
+ *
+ * Delta chunks (clones and snapshots written after the fact) use the same
+ * layout with the extent as block size, so the block table is the extent
+ * map.  Their table is sparse on disk (only the pages of entries ever
+ * written are allocated), so 4 KiB writes scattered over a clone of a large
+ * image cost about what they write.  Reading an INHERIT range walks the
+ * chain the request names (chain_read, held_find): at most
+ * CHUNKSTORE_CHAIN_MAX chunks deep, each opened through the same LRU cache;
+ * the chunks an operation is working in are pinned so that opening a base
+ * never closes them.  An open delta keeps, per extent, whether the chain
+ * shows data under it (struct cs_delta's view), so that the space it
+ * reports is updated per write instead of recomputed over the table.
  */
 #include "chunkstore.h"
 
@@ -37,9 +50,13 @@
 
 #define BS CHUNKSTORE_BLOCK_SIZE
 #define PAGE 4096u
+#define XMAX CHUNKSTORE_EXTENT_MAX
+#define ENTRIES_PER_PAGE (PAGE / CHUNKSTORE_ENTRY_SIZE)
 
 _Static_assert(BS % PAGE == 0, "blocks are whole pages");
-_Static_assert(CHUNKSTORE_CHUNK_MAX / BS <= UINT32_MAX, "block numbers fit in 32 bits");
+_Static_assert(CHUNKSTORE_EXTENT_MIN % PAGE == 0, "extents are whole pages");
+_Static_assert(CHUNKSTORE_CHUNK_MAX / CHUNKSTORE_EXTENT_MIN <= UINT32_MAX, "block numbers fit in 32 bits");
+_Static_assert(CHUNKSTORE_CHAIN_MAX < 32, "a chain's held members fit a u32 mask");
 
 /* Header field offsets (docs/ARCHITECTURE.md). */
 enum {
@@ -50,8 +67,14 @@ enum {
 	HDR_VERSION = 24,
 	HDR_NBLOCKS = 28,
 	HDR_CHUNK_SIZE = 32,
-	HDR_CRC = 40, /* masked crc32c of bytes [0, HDR_CRC) */
+	HDR_CRC = 40, /* format 1: masked crc32c of bytes [0, HDR_CRC) */
+	HDR_BASE_ID = 40,      /* format 2 (delta): the immediate base */
+	HDR_BASE_VERSION = 48,
+	HDR_DELTA_CRC = 52,    /* format 2: masked crc32c of bytes [0, HDR_DELTA_CRC) */
 };
+
+/* State of a block (a delta's extent) from its table entry. */
+enum blk_state { ST_INHERIT, ST_OWN, ST_ZERO };
 
 struct cs_open;
 
@@ -66,6 +89,23 @@ struct cs_slot {
 	uint8_t dir_dirty; /* created since the last sync: fsync the directory too */
 };
 
+/* What an open delta knows beyond its table. */
+struct cs_delta {
+	struct chunkstore_base base; /* the immediate base, from the header */
+	uint8_t *page_used;          /* bit per table page: written, so allocated on disk */
+	uint32_t npages_used;
+	/* The view: which INHERIT extents the chain shows data under, for
+	 * the chain last named and the held/absent state of its members
+	 * then (a member created or deleted since invalidates it). */
+	bool view;
+	uint32_t nchain;
+	struct chunkstore_base chain[CHUNKSTORE_CHAIN_MAX];
+	uint32_t held; /* bit k: chain[k] was held */
+	uint64_t gen;  /* chunkstore.gen when built */
+	uint8_t *inh;  /* bit per extent: INHERIT with data in the chain */
+	uint32_t ninh; /* bits set in inh */
+};
+
 /* An open chunk file and its block table (the on-disk bytes). */
 struct cs_open {
 	uint64_t id;
@@ -73,8 +113,11 @@ struct cs_open {
 	uint64_t data_off;
 	uint32_t version;
 	uint32_t nblocks;
+	uint32_t bs; /* block size: BS, or a delta's extent */
 	int fd;
+	unsigned pins;       /* operations working in it: never evicted while > 0 */
 	uint8_t *table;
+	struct cs_delta *d;  /* NULL: plain chunk */
 	struct cs_open *prev, *next; /* LRU list, most recent first */
 };
 
@@ -95,26 +138,42 @@ struct chunkstore {
 	unsigned nopen, max_open;
 	uint64_t used;
 	unsigned next_dir;
-	uint8_t *scratch[2]; /* whole blocks at the two ends of an I/O */
+	uint64_t gen;        /* bumped by every deletion: chain views built before are stale */
+	uint8_t *scratch[2]; /* whole blocks at the two ends of a read (XMAX bytes each) */
+	uint8_t *cow[2];     /* extents being merged by a write or punch (XMAX bytes each) */
 	uint32_t zero_crc;   /* crc32c of a block of zeros */
+	struct chunkstore_counters ctr;
 };
 
 static const uint8_t zero_block[BS];
 
 /* ---- geometry and table entries ------------------------------------------ */
 
-static uint32_t nblocks_of(uint64_t chunk_size) { return (uint32_t)((chunk_size + BS - 1) / BS); }
+static uint32_t nblocks_for(uint64_t chunk_size, uint32_t bs) { return (uint32_t)((chunk_size + bs - 1) / bs); }
 
-uint64_t chunkstore_data_off(uint64_t chunk_size)
+static uint64_t data_off_for(uint64_t chunk_size, uint32_t bs)
 {
-	uint64_t table = (uint64_t)nblocks_of(chunk_size) * CHUNKSTORE_ENTRY_SIZE;
+	uint64_t table = (uint64_t)nblocks_for(chunk_size, bs) * CHUNKSTORE_ENTRY_SIZE;
 	return CHUNKSTORE_HDR_SIZE + (table + PAGE - 1) / PAGE * PAGE;
+}
+
+uint64_t chunkstore_data_off(uint64_t chunk_size) { return data_off_for(chunk_size, BS); }
+uint64_t chunkstore_delta_data_off(uint64_t chunk_size, uint32_t extent) { return data_off_for(chunk_size, extent); }
+
+static bool is_extent(uint32_t x)
+{
+	return x >= CHUNKSTORE_EXTENT_MIN && x <= CHUNKSTORE_EXTENT_MAX && (x & (x - 1)) == 0;
+}
+
+static bool base_eq(const struct chunkstore_base *a, const struct chunkstore_base *b)
+{
+	return a->id == b->id && a->version == b->version;
 }
 
 static uint32_t block_len(const struct cs_open *c, uint32_t b)
 {
-	uint64_t left = c->chunk_size - (uint64_t)b * BS;
-	return left < BS ? (uint32_t)left : BS;
+	uint64_t left = c->chunk_size - (uint64_t)b * c->bs;
+	return left < c->bs ? (uint32_t)left : c->bs;
 }
 
 static uint32_t tab_crc(const struct cs_open *c, uint32_t b) { return le_get32(c->table + (size_t)b * 8); }
@@ -122,8 +181,29 @@ static bool tab_written(const struct cs_open *c, uint32_t b)
 {
 	return le_get32(c->table + (size_t)b * 8 + 4) & CHUNKSTORE_BLOCK_WRITTEN;
 }
+/* A plain chunk's unwritten block is ZERO; a delta's extent with neither
+ * flag INHERIT. */
+static enum blk_state tab_state(const struct cs_open *c, uint32_t b)
+{
+	uint32_t f = le_get32(c->table + (size_t)b * 8 + 4);
+	if (f & CHUNKSTORE_BLOCK_WRITTEN)
+		return ST_OWN;
+	return !c->d || (f & CHUNKSTORE_BLOCK_ZERO) ? ST_ZERO : ST_INHERIT;
+}
+
+static bool bit_get(const uint8_t *m, uint32_t i) { return m[i / 8] >> (i % 8) & 1; }
+static void bit_set(uint8_t *m, uint32_t i) { m[i / 8] |= (uint8_t)(1u << (i % 8)); }
+static void bit_clear(uint8_t *m, uint32_t i) { m[i / 8] &= (uint8_t)~(1u << (i % 8)); }
+
+/* Sets block b's entry (in memory; table_store writes it).  A delta extent
+ * leaving INHERIT stops counting as inherited data. */
 static void tab_set(struct cs_open *c, uint32_t b, uint32_t masked_crc, uint32_t flags)
 {
+	struct cs_delta *d = c->d;
+	if (d && d->view && bit_get(d->inh, b) && (flags & (CHUNKSTORE_BLOCK_WRITTEN | CHUNKSTORE_BLOCK_ZERO))) {
+		bit_clear(d->inh, b);
+		d->ninh--;
+	}
 	le_put32(c->table + (size_t)b * 8, masked_crc);
 	le_put32(c->table + (size_t)b * 8 + 4, flags);
 }
@@ -131,46 +211,102 @@ static void tab_set(struct cs_open *c, uint32_t b, uint32_t masked_crc, uint32_t
 /* Whether [off, off+len) covers block b entirely. */
 static bool covers(const struct cs_open *c, uint32_t b, uint64_t off, uint64_t len)
 {
-	uint64_t start = (uint64_t)b * BS;
+	uint64_t start = (uint64_t)b * c->bs;
 	return off <= start && off + len >= start + block_len(c, b);
+}
+
+/* Whether a chain is well formed for chunk id: at most CHUNKSTORE_CHAIN_MAX
+ * bases, none 0, id itself or repeated. */
+static bool chain_ok(uint64_t id, const struct chunkstore_base *chain, uint32_t n)
+{
+	if (n > CHUNKSTORE_CHAIN_MAX || (n > 0 && !chain))
+		return false;
+	for (uint32_t k = 0; k < n; k++) {
+		if (chain[k].id == 0 || chain[k].id == id)
+			return false;
+		for (uint32_t j = 0; j < k; j++)
+			if (chain[j].id == chain[k].id)
+				return false;
+	}
+	return true;
+}
+
+static bool geom_ok(uint64_t id, const struct chunkstore_geom *g)
+{
+	if (id == 0 || g->chunk_size == 0 || g->chunk_size > CHUNKSTORE_CHUNK_MAX)
+		return false;
+	if (g->extent == 0)
+		return g->nbase == 0;
+	return is_extent(g->extent) && g->chunk_size % g->extent == 0 && g->nbase >= 1 &&
+	       chain_ok(id, g->base, g->nbase);
 }
 
 /* ---- header ------------------------------------------------------------------ */
 
-static void hdr_encode(uint8_t *h, uint64_t id, uint32_t version, uint64_t chunk_size)
+/* What a header says. */
+struct hdr_info {
+	uint32_t version;
+	uint64_t chunk_size;
+	uint32_t bs;
+	bool delta;
+	struct chunkstore_base base;
+};
+
+/* Encodes the header of a plain chunk (base NULL) or of a delta over base. */
+static void hdr_encode(uint8_t *h, uint64_t id, uint32_t version, uint64_t chunk_size, uint32_t bs,
+		       const struct chunkstore_base *base)
 {
 	memset(h, 0, CHUNKSTORE_HDR_SIZE);
 	memcpy(h + HDR_MAGIC, CHUNKSTORE_MAGIC, 8);
-	le_put32(h + HDR_FORMAT, CHUNKSTORE_FORMAT);
-	le_put32(h + HDR_BLOCK_SIZE, BS);
+	le_put32(h + HDR_FORMAT, base ? CHUNKSTORE_FORMAT_DELTA : CHUNKSTORE_FORMAT);
+	le_put32(h + HDR_BLOCK_SIZE, bs);
 	le_put64(h + HDR_ID, id);
 	le_put32(h + HDR_VERSION, version);
-	le_put32(h + HDR_NBLOCKS, nblocks_of(chunk_size));
+	le_put32(h + HDR_NBLOCKS, nblocks_for(chunk_size, bs));
 	le_put64(h + HDR_CHUNK_SIZE, chunk_size);
-	le_put32(h + HDR_CRC, crc32c_mask(crc32c(0, h, HDR_CRC)));
+	if (!base) {
+		le_put32(h + HDR_CRC, crc32c_mask(crc32c(0, h, HDR_CRC)));
+		return;
+	}
+	le_put64(h + HDR_BASE_ID, base->id);
+	le_put32(h + HDR_BASE_VERSION, base->version);
+	le_put32(h + HDR_DELTA_CRC, crc32c_mask(crc32c(0, h, HDR_DELTA_CRC)));
 }
 
-/* Checks a header read from the file of chunk id.  Returns NULL and fills the
- * geometry, or a reason for refusing the file. */
-static const char *hdr_decode(const uint8_t *h, uint64_t id, uint32_t *version, uint64_t *chunk_size)
+/* Checks a header read from the file of chunk id.  Returns NULL and fills
+ * *hi, or a reason for refusing the file. */
+static const char *hdr_decode(const uint8_t *h, uint64_t id, struct hdr_info *hi)
 {
 	if (memcmp(h + HDR_MAGIC, CHUNKSTORE_MAGIC, 8) != 0)
 		return "bad magic";
-	if (le_get32(h + HDR_CRC) != crc32c_mask(crc32c(0, h, HDR_CRC)))
-		return "header CRC mismatch";
-	if (le_get32(h + HDR_FORMAT) != CHUNKSTORE_FORMAT)
+	uint32_t format = le_get32(h + HDR_FORMAT);
+	if (format != CHUNKSTORE_FORMAT && format != CHUNKSTORE_FORMAT_DELTA)
 		return "unknown format";
-	if (le_get32(h + HDR_BLOCK_SIZE) != BS)
+	bool delta = format == CHUNKSTORE_FORMAT_DELTA;
+	size_t crc_at = delta ? HDR_DELTA_CRC : HDR_CRC;
+	if (le_get32(h + crc_at) != crc32c_mask(crc32c(0, h, crc_at)))
+		return "header CRC mismatch";
+	uint32_t bs = le_get32(h + HDR_BLOCK_SIZE);
+	if (delta ? !is_extent(bs) : bs != BS)
 		return "unsupported block size";
 	if (le_get64(h + HDR_ID) != id)
 		return "chunk id does not match the file name";
 	uint64_t size = le_get64(h + HDR_CHUNK_SIZE);
-	if (size == 0 || size > CHUNKSTORE_CHUNK_MAX)
+	if (size == 0 || size > CHUNKSTORE_CHUNK_MAX || (delta && size % bs != 0))
 		return "bad chunk size";
-	if (le_get32(h + HDR_NBLOCKS) != nblocks_of(size))
+	if (le_get32(h + HDR_NBLOCKS) != nblocks_for(size, bs))
 		return "block count does not match the chunk size";
-	*version = le_get32(h + HDR_VERSION);
-	*chunk_size = size;
+	memset(hi, 0, sizeof(*hi));
+	if (delta) {
+		hi->base.id = le_get64(h + HDR_BASE_ID);
+		hi->base.version = le_get32(h + HDR_BASE_VERSION);
+		if (hi->base.id == 0 || hi->base.id == id)
+			return "bad base chunk";
+	}
+	hi->version = le_get32(h + HDR_VERSION);
+	hi->chunk_size = size;
+	hi->bs = bs;
+	hi->delta = delta;
 	return NULL;
 }
 
@@ -235,6 +371,30 @@ static int preadv_full(int fd, struct iovec *iov, int n, uint64_t off)
 		if (n > 0) {
 			iov->iov_base = (uint8_t *)iov->iov_base + got;
 			iov->iov_len -= (size_t)got;
+		}
+	}
+	return 0;
+}
+
+/* Writes the iovecs at off (they are consumed).  0 or -errno. */
+static int pwritev_full(int fd, struct iovec *iov, int n, uint64_t off)
+{
+	while (n > 0) {
+		ssize_t put = pwritev(fd, iov, n, (off_t)off);
+		if (put < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		off += (uint64_t)put;
+		while (n > 0 && (size_t)put >= iov->iov_len) {
+			put -= (ssize_t)iov->iov_len;
+			iov++;
+			n--;
+		}
+		if (n > 0) {
+			iov->iov_base = (uint8_t *)iov->iov_base + put;
+			iov->iov_len -= (size_t)put;
 		}
 	}
 	return 0;
@@ -378,11 +538,21 @@ static void lru_push(struct chunkstore *cs, struct cs_open *c)
 		cs->lru_tail = c;
 }
 
+static void delta_free(struct cs_delta *d)
+{
+	if (!d)
+		return;
+	free(d->page_used);
+	free(d->inh);
+	free(d);
+}
+
 static void open_free(struct cs_open *c)
 {
 	if (c->fd >= 0)
 		close(c->fd);
 	free(c->table);
+	delta_free(c->d);
 	free(c);
 }
 
@@ -397,13 +567,59 @@ static void chunk_close(struct chunkstore *cs, struct cs_open *c)
 	open_free(c);
 }
 
+/* Adds an open chunk to the cache, closing the least recently used ones
+ * beyond the limit (not pinned ones: the cache may then exceed its limit by
+ * the chunks a chain operation is working in). */
 static void chunk_cache(struct chunkstore *cs, struct cs_slot *s, struct cs_open *c)
 {
-	while (cs->nopen >= cs->max_open && cs->lru_tail)
-		chunk_close(cs, cs->lru_tail);
+	struct cs_open *v = cs->lru_tail;
+	while (cs->nopen >= cs->max_open && v) {
+		struct cs_open *prev = v->prev;
+		if (!v->pins)
+			chunk_close(cs, v);
+		v = prev;
+	}
 	lru_push(cs, c);
 	cs->nopen++;
 	s->open = c;
+}
+
+/* Table pages of a delta are allocated on disk once written; a page is
+ * counted as used when one of its entries is not INHERIT (entries never go
+ * back to INHERIT, and a table write covers only entries it sets). */
+static void pages_mark(struct cs_open *c, uint32_t first, uint32_t last)
+{
+	struct cs_delta *d = c->d;
+	if (!d)
+		return;
+	for (uint32_t p = first / ENTRIES_PER_PAGE; p <= last / ENTRIES_PER_PAGE; p++) {
+		if (!bit_get(d->page_used, p)) {
+			bit_set(d->page_used, p);
+			d->npages_used++;
+		}
+	}
+}
+
+/* Allocates the delta state of c (geometry set) over base; pages_mark()
+ * for entries already written.  0 or -ENOMEM. */
+static int delta_init(struct cs_open *c, const struct chunkstore_base *base)
+{
+	struct cs_delta *d = calloc(1, sizeof(*d));
+	uint32_t npages = (c->nblocks + ENTRIES_PER_PAGE - 1) / ENTRIES_PER_PAGE;
+	if (!d)
+		return -ENOMEM;
+	d->base = *base;
+	d->page_used = calloc((npages + 7) / 8, 1);
+	d->inh = calloc((c->nblocks + 7) / 8, 1);
+	if (!d->page_used || !d->inh) {
+		delta_free(d);
+		return -ENOMEM;
+	}
+	c->d = d;
+	for (uint32_t b = 0; b < c->nblocks; b++)
+		if (tab_state(c, b) != ST_INHERIT)
+			pages_mark(c, b, b);
+	return 0;
 }
 
 /* Opens the file of an indexed chunk and loads its table.  A header that has
@@ -412,6 +628,7 @@ static int chunk_load(struct chunkstore *cs, struct cs_slot *s, struct cs_open *
 {
 	char path[4096];
 	uint8_t hdr[CHUNKSTORE_HDR_SIZE];
+	struct hdr_info hi;
 	struct cs_open *c = NULL;
 	int rc = chunk_path(cs, s->dir, s->id, "", path, sizeof(path));
 	if (rc < 0)
@@ -432,16 +649,18 @@ static int chunk_load(struct chunkstore *cs, struct cs_slot *s, struct cs_open *
 		log_error("chunk %016" PRIx64 ": %s: %s", s->id, path, strerror(-rc));
 		goto fail;
 	}
-	const char *why = (size_t)n < sizeof(hdr) ? "file shorter than its header"
-						  : hdr_decode(hdr, s->id, &c->version, &c->chunk_size);
+	const char *why = (size_t)n < sizeof(hdr) ? "file shorter than its header" : hdr_decode(hdr, s->id, &hi);
 	if (why) {
 		log_error("chunk %016" PRIx64 ": %s: %s: chunk refused", s->id, path, why);
 		s->bad = 1;
 		rc = -EIO;
 		goto fail;
 	}
-	c->nblocks = nblocks_of(c->chunk_size);
-	c->data_off = chunkstore_data_off(c->chunk_size);
+	c->version = hi.version;
+	c->chunk_size = hi.chunk_size;
+	c->bs = hi.bs;
+	c->nblocks = nblocks_for(c->chunk_size, c->bs);
+	c->data_off = data_off_for(c->chunk_size, c->bs);
 	size_t tlen = (size_t)c->nblocks * CHUNKSTORE_ENTRY_SIZE;
 	c->table = malloc(tlen);
 	if (!c->table) {
@@ -455,6 +674,8 @@ static int chunk_load(struct chunkstore *cs, struct cs_slot *s, struct cs_open *
 			  n < 0 ? strerror(-rc) : "file too short");
 		goto fail;
 	}
+	if (hi.delta && (rc = delta_init(c, &hi.base)) < 0)
+		goto fail;
 	chunk_cache(cs, s, c);
 	*out = c;
 	return 0;
@@ -482,29 +703,39 @@ static int chunk_get(struct chunkstore *cs, uint64_t id, struct cs_open **out)
 	return chunk_load(cs, s, out);
 }
 
-/* Refreshes the chunk's allocation from fstat; returns its data bytes. */
-static uint64_t chunk_alloc(struct chunkstore *cs, const struct cs_open *c)
+/* Refreshes the chunk's allocation from fstat and returns its space (see
+ * struct chunkstore_alloc).  A delta's header and written table pages are
+ * not its data; its inherited data counts when its view is valid. */
+static struct chunkstore_alloc chunk_alloc(struct chunkstore *cs, const struct cs_open *c)
 {
+	struct chunkstore_alloc a = {0, 0};
 	struct stat st;
 	struct cs_slot *s = index_find(cs, c->id);
 	if (fstat(c->fd, &st) < 0 || !s)
-		return 0;
+		return a;
 	uint64_t bytes = (uint64_t)st.st_blocks * 512;
 	cs->used = cs->used - s->file_bytes + bytes;
 	s->file_bytes = bytes;
-	return bytes > c->data_off ? bytes - c->data_off : 0;
+	uint64_t meta = c->d ? CHUNKSTORE_HDR_SIZE + (uint64_t)c->d->npages_used * PAGE : c->data_off;
+	a.own = bytes > meta ? bytes - meta : 0;
+	a.bytes = a.own + (c->d && c->d->view ? (uint64_t)c->d->ninh * c->bs : 0);
+	return a;
 }
 
 /* ---- creation ------------------------------------------------------------------------ */
 
-/* Creates the file of a new chunk in dir: header and zeroed table written to
- * a temporary name, then renamed into place, so a crash never leaves a chunk
- * file without a header.  Returns the open fd or -errno. */
+/* Creates the file of a new chunk in dir: header and table written to a
+ * temporary name, then renamed into place, so a crash never leaves a chunk
+ * file without a header.  A plain chunk's table is written (zeros); a
+ * delta's is left a hole (ftruncate), allocated page by page as entries are
+ * written.  Returns the open fd or -errno. */
 static int create_in(struct chunkstore *cs, unsigned dir, uint64_t id, uint32_t version,
-		     uint64_t chunk_size)
+		     const struct chunkstore_geom *g)
 {
 	char tmp[4096], path[4096], sub[4096];
-	uint64_t data_off = chunkstore_data_off(chunk_size);
+	bool delta = g->extent != 0;
+	uint32_t bs = delta ? g->extent : BS;
+	uint64_t data_off = data_off_for(g->chunk_size, bs);
 	uint8_t *meta = NULL;
 	int fd = -1, rc;
 	if ((rc = chunk_path(cs, dir, id, ".tmp", tmp, sizeof(tmp))) < 0 ||
@@ -525,14 +756,19 @@ static int create_in(struct chunkstore *cs, unsigned dir, uint64_t id, uint32_t 
 		if (rc != -ENOENT && rc != -EEXIST)
 			return rc;
 	}
-	meta = calloc(1, data_off);
+	size_t mlen = delta ? CHUNKSTORE_HDR_SIZE : data_off;
+	meta = calloc(1, mlen);
 	if (!meta) {
 		rc = -ENOMEM;
 		goto fail;
 	}
-	hdr_encode(meta, id, version, chunk_size);
-	if ((rc = pwrite_full(fd, meta, data_off, 0)) < 0)
+	hdr_encode(meta, id, version, g->chunk_size, bs, delta ? &g->base[0] : NULL);
+	if ((rc = pwrite_full(fd, meta, mlen, 0)) < 0)
 		goto fail;
+	if (delta && ftruncate(fd, (off_t)data_off) < 0) {
+		rc = -errno;
+		goto fail;
+	}
 	if (rename(tmp, path) < 0) {
 		rc = -errno;
 		goto fail;
@@ -571,8 +807,9 @@ static size_t dirs_by_space(struct chunkstore *cs, unsigned *order)
 	return n;
 }
 
-/* Creates chunk id (not indexed) in the roomiest directory that takes it. */
-static int chunk_create(struct chunkstore *cs, uint64_t id, uint32_t version, uint64_t chunk_size,
+/* Creates chunk id (not indexed) with geometry g in the roomiest directory
+ * that takes it. */
+static int chunk_create(struct chunkstore *cs, uint64_t id, uint32_t version, const struct chunkstore_geom *g,
 			struct cs_open **out)
 {
 	unsigned order[CHUNKSTORE_DIRS_MAX];
@@ -580,9 +817,10 @@ static int chunk_create(struct chunkstore *cs, uint64_t id, uint32_t version, ui
 	struct cs_open *c = NULL;
 	int fd = -ENOSPC, rc;
 	unsigned dir = 0;
+	uint32_t bs = g->extent ? g->extent : BS;
 	for (size_t i = 0; i < n; i++) {
 		dir = order[i];
-		fd = create_in(cs, dir, id, version, chunk_size);
+		fd = create_in(cs, dir, id, version, g);
 		if (fd >= 0 || (fd != -ENOSPC && fd != -EDQUOT))
 			break;
 	}
@@ -591,30 +829,36 @@ static int chunk_create(struct chunkstore *cs, uint64_t id, uint32_t version, ui
 		return fd;
 	}
 	c = calloc(1, sizeof(*c));
-	if (c)
-		c->table = calloc(nblocks_of(chunk_size), CHUNKSTORE_ENTRY_SIZE);
-	struct cs_slot *s = c && c->table ? index_insert(cs, id) : NULL;
+	if (c) {
+		c->fd = -1;
+		c->id = id;
+		c->version = version;
+		c->chunk_size = g->chunk_size;
+		c->bs = bs;
+		c->nblocks = nblocks_for(g->chunk_size, bs);
+		c->data_off = data_off_for(g->chunk_size, bs);
+		c->table = calloc(c->nblocks, CHUNKSTORE_ENTRY_SIZE);
+	}
+	rc = -ENOMEM;
+	if (!c || !c->table || (g->extent && (rc = delta_init(c, &g->base[0])) < 0))
+		goto fail;
+	struct cs_slot *s = index_insert(cs, id);
 	if (!s) {
 		rc = -ENOMEM;
 		goto fail;
 	}
-	c->id = id;
 	c->fd = fd;
-	c->version = version;
-	c->chunk_size = chunk_size;
-	c->nblocks = nblocks_of(chunk_size);
-	c->data_off = chunkstore_data_off(chunk_size);
 	s->dir = (uint16_t)dir;
 	s->dir_dirty = 1;
 	chunk_cache(cs, s, c);
 	chunk_alloc(cs, c);
+	if (c->d)
+		cs->ctr.deltas_created++;
 	*out = c;
 	return 0;
 fail:
-	if (c) {
-		c->fd = -1;
+	if (c)
 		open_free(c);
-	}
 	close(fd);
 	char path[4096];
 	if (chunk_path(cs, dir, id, "", path, sizeof(path)) == 0)
@@ -622,23 +866,50 @@ fail:
 	return rc;
 }
 
-/* The chunk a write or punch goes to, created when missing.  0, -EINVAL
- * (bad chunk size or not the chunk's), -ESTALE, -EIO, -errno. */
-static int chunk_for_update(struct chunkstore *cs, uint64_t id, uint32_t version, uint64_t chunk_size,
-			    struct cs_open **out)
+/* Whether an existing chunk has the geometry g names (logged when not). */
+static bool geom_matches(const struct cs_open *c, const struct chunkstore_geom *g)
 {
-	struct cs_open *c;
-	int rc = chunk_get(cs, id, &c);
-	if (rc == -ENOENT)
-		return chunk_create(cs, id, version, chunk_size, out);
-	if (rc < 0)
-		return rc;
-	if (c->version != version)
-		return -ESTALE;
-	if (c->chunk_size != chunk_size)
-		return -EINVAL;
-	*out = c;
-	return 0;
+	const char *why = NULL;
+	if (c->chunk_size != g->chunk_size)
+		why = "chunk size";
+	else if ((g->extent != 0) != (c->d != NULL))
+		why = c->d ? "a plain chunk's geometry for a delta" : "a delta's geometry for a plain chunk";
+	else if (c->d && c->bs != g->extent)
+		why = "extent";
+	else if (c->d && !base_eq(&c->d->base, &g->base[0]))
+		why = "base";
+	if (!why)
+		return true;
+	if (c->d)
+		log_error("chunk %016" PRIx64 ": request does not match the chunk (%s): chunk size %" PRIu64
+			  ", extent %" PRIu32 ", base %016" PRIx64 " v%" PRIu32 "; request: chunk size %" PRIu64
+			  ", extent %" PRIu32 ", base %016" PRIx64 " v%" PRIu32,
+			  c->id, why, c->chunk_size, c->bs, c->d->base.id, c->d->base.version, g->chunk_size,
+			  g->extent, g->nbase ? g->base[0].id : 0, g->nbase ? g->base[0].version : 0);
+	else
+		log_error("chunk %016" PRIx64 ": request does not match the chunk (%s): chunk size %" PRIu64
+			  " plain; request: chunk size %" PRIu64 ", extent %" PRIu32 ", %" PRIu32 " bases",
+			  c->id, why, c->chunk_size, g->chunk_size, g->extent, g->nbase);
+	return false;
+}
+
+/* Whether a held chunk is the one a read or seek with this chain expects:
+ * a plain chunk with no chain, or a delta whose first base is the header's
+ * (logged when not). */
+static bool chain_matches(const struct cs_open *c, const struct chunkstore_base *chain, uint32_t n)
+{
+	if (!c->d && n == 0)
+		return true;
+	if (c->d && n > 0 && base_eq(&c->d->base, &chain[0]))
+		return true;
+	if (c->d)
+		log_error("chunk %016" PRIx64 ": a delta over %016" PRIx64 " v%" PRIu32
+			  " asked with %s%016" PRIx64 " v%" PRIu32,
+			  c->id, c->d->base.id, c->d->base.version, n ? "first base " : "no base",
+			  n ? chain[0].id : 0, n ? chain[0].version : 0);
+	else
+		log_error("chunk %016" PRIx64 ": a plain chunk asked with %" PRIu32 " bases", c->id, n);
+	return false;
 }
 
 /* ---- blocks -------------------------------------------------------------------------- */
@@ -661,23 +932,25 @@ static int block_check(const struct chunkstore *cs, const struct cs_open *c, uin
 }
 
 /* Masked CRC block b will have once [off, off+len) of the chunk holds buf
- * (NULL: zeros); b is only partly covered.  Reads the bytes being replaced,
- * not the block: the new CRC is the stored one updated by their difference
- * (crc32c_replace).  The rest of the block is not checked here: if it does
- * not match the stored CRC (a corrupt block, or a crash between a data write
- * and its table write), the new CRC does not match the new content either,
- * and the next read still fails with -EIO.  The old bytes of an unwritten
- * block are zeros.  0 or -errno. */
+ * (NULL: zeros); b is only partly covered, and written or a plain chunk's.
+ * Reads the bytes being replaced, not the block: the new CRC is the stored
+ * one updated by their difference (crc32c_replace).  The rest of the block
+ * is not checked here: if it does not match the stored CRC (a corrupt block,
+ * or a crash between a data write and its table write), the new CRC does not
+ * match the new content either, and the next read still fails with -EIO.
+ * The old bytes of an unwritten block are zeros.  Uses scratch[0].  0 or
+ * -errno. */
 static int block_patch_crc(const struct chunkstore *cs, const struct cs_open *c, uint32_t b, uint64_t off,
 			   const uint8_t *buf, uint64_t len, uint32_t *crc)
 {
-	uint64_t start = (uint64_t)b * BS;
+	uint64_t start = (uint64_t)b * c->bs;
 	uint32_t blen = block_len(c, b);
 	uint64_t s = off > start ? off : start;
 	uint64_t e = off + len < start + blen ? off + len : start + blen;
 	const uint8_t *old = NULL;
 	uint32_t base;
 	assert(s < e && e - s < blen);
+	assert(!c->d || tab_written(c, b));
 	if (tab_written(c, b)) {
 		/* What lies past the end of the file (a block cut short by a
 		 * crash) reads as zeros, as in chunkstore_read(). */
@@ -697,8 +970,9 @@ static int block_patch_crc(const struct chunkstore *cs, const struct cs_open *c,
 }
 
 /*
- * Writes len bytes at offset of the chunk's data with one pwrite per block
- * (or part of one), not one for the whole range.  The page cache gives a
+ * Writes the segments, which follow each other in the chunk from offset,
+ * with one pwritev per block (or part of one; per 64 KiB for deltas with
+ * smaller extents), not one for the whole range.  The page cache gives a
  * write folios as large as the write (ext4 with large folios, Linux 6.x),
  * and every later small write into a large folio walks all of its buffer
  * heads: after 1 MiB writes, a 4 KiB overwrite cost 6.3 us instead of 1.6 us
@@ -710,158 +984,49 @@ static int block_patch_crc(const struct chunkstore *cs, const struct cs_open *c,
  * alone, no change measured in sequential MB/s end to end), and 4 KiB random
  * reads of data still cached in those folios ran about 5% slower end to end
  * (copies out of smaller folios cost more).  Data read back from disk gets
- * readahead-sized folios either way.  0 or -errno.
+ * readahead-sized folios either way.  A delta's 4 KiB extents are written
+ * 64 KiB at a time all the same: a 1 MiB write is 16 pwritev, not 256.
+ * 0 or -errno.
  */
-static int write_blocks(const struct cs_open *c, const uint8_t *src, uint64_t offset, size_t len)
+static int write_segs(const struct cs_open *c, uint64_t offset, const struct iovec *seg, int nseg)
 {
-	while (len > 0) {
-		size_t n = BS - offset % BS;
-		n = n < len ? n : len;
-		int rc = pwrite_full(c->fd, src, n, c->data_off + offset);
-		if (rc < 0)
-			return rc;
-		src += n;
-		offset += n;
-		len -= n;
+	uint64_t piece = c->bs > BS ? c->bs : BS;
+	size_t skip = 0; /* bytes of seg[i] already written */
+	int i = 0;
+	while (i < nseg) {
+		struct iovec iov[4];
+		int k = 0;
+		uint64_t want = piece - offset % piece, got = 0;
+		while (got < want && i < nseg && k < 4) {
+			size_t take = seg[i].iov_len - skip;
+			take = take < want - got ? take : (size_t)(want - got);
+			if (take > 0)
+				iov[k++] = (struct iovec){(uint8_t *)seg[i].iov_base + skip, take};
+			got += take;
+			skip += take;
+			if (skip == seg[i].iov_len) {
+				i++;
+				skip = 0;
+			}
+		}
+		if (k > 0) {
+			int rc = pwritev_full(c->fd, iov, k, c->data_off + offset);
+			if (rc < 0)
+				return rc;
+		}
+		offset += got;
 	}
 	return 0;
 }
 
-static int table_store(const struct cs_open *c, uint32_t first, uint32_t last)
+/* Writes the table entries first..last (one pwrite). */
+static int table_store(struct cs_open *c, uint32_t first, uint32_t last)
 {
-	return pwrite_full(c->fd, c->table + (size_t)first * 8, (size_t)(last - first + 1) * 8,
-			   CHUNKSTORE_HDR_SIZE + (uint64_t)first * 8);
-}
-
-/* ---- public operations ---------------------------------------------------------------- */
-
-static bool range_ok(uint64_t chunk_size, uint64_t off, uint64_t len)
-{
-	return off <= chunk_size && len <= chunk_size - off;
-}
-
-int chunkstore_write(struct chunkstore *cs, uint64_t id, uint32_t version, uint64_t chunk_size,
-		     uint64_t offset, const void *buf, size_t len, uint64_t *alloc)
-{
-	const uint8_t *src = buf;
-	struct cs_open *c;
-	if (id == 0 || chunk_size == 0 || chunk_size > CHUNKSTORE_CHUNK_MAX ||
-	    !range_ok(chunk_size, offset, len))
-		return -EINVAL;
-	int rc = chunk_for_update(cs, id, version, chunk_size, &c);
-	if (rc < 0)
-		return rc;
-	if (len > 0) {
-		uint32_t first = (uint32_t)(offset / BS), last = (uint32_t)((offset + len - 1) / BS);
-		uint32_t crc_first = 0, crc_last = 0;
-		/* Partial blocks first: their old bytes are read before being overwritten. */
-		if (!covers(c, first, offset, len) &&
-		    (rc = block_patch_crc(cs, c, first, offset, src, len, &crc_first)) < 0)
-			return rc;
-		if (last != first && !covers(c, last, offset, len) &&
-		    (rc = block_patch_crc(cs, c, last, offset, src, len, &crc_last)) < 0)
-			return rc;
-		rc = write_blocks(c, src, offset, len);
-		if (rc < 0) {
-			log_error("chunk %016" PRIx64 ": write of %zu bytes at %" PRIu64 ": %s", id, len,
-				  offset, strerror(-rc));
-			return rc;
-		}
-		for (uint32_t b = first; b <= last; b++) {
-			uint32_t crc;
-			if (!covers(c, b, offset, len))
-				crc = b == first ? crc_first : crc_last;
-			else
-				crc = crc32c_mask(crc32c(0, src + ((uint64_t)b * BS - offset), block_len(c, b)));
-			tab_set(c, b, crc, CHUNKSTORE_BLOCK_WRITTEN);
-		}
-		if ((rc = table_store(c, first, last)) < 0) {
-			log_error("chunk %016" PRIx64 ": block table write: %s", id, strerror(-rc));
-			return rc;
-		}
-	}
-	uint64_t a = chunk_alloc(cs, c);
-	if (alloc)
-		*alloc = a;
-	return 0;
-}
-
-/* Reads the run of written blocks b0..b1 covering part of [off, off+len)
- * into dst (which holds that range): one preadv, partial end blocks through
- * the scratch buffers, every block checked. */
-static int read_run(const struct chunkstore *cs, const struct cs_open *c, uint32_t b0, uint32_t b1,
-		    uint64_t off, uint8_t *dst, uint64_t len)
-{
-	struct iovec iov[3];
-	int n = 0;
-	bool p0 = !covers(c, b0, off, len);
-	bool p1 = b1 != b0 && !covers(c, b1, off, len);
-	uint32_t mid0 = p0 ? b0 + 1 : b0, mid1 = p1 ? b1 - 1 : b1;
-	if (p0)
-		iov[n++] = (struct iovec){cs->scratch[0], block_len(c, b0)};
-	if (mid0 <= mid1) {
-		uint64_t s = (uint64_t)mid0 * BS, e = (uint64_t)mid1 * BS + block_len(c, mid1);
-		iov[n++] = (struct iovec){dst + (s - off), e - s};
-	}
-	if (p1)
-		iov[n++] = (struct iovec){cs->scratch[1], block_len(c, b1)};
-	int rc = preadv_full(c->fd, iov, n, c->data_off + (uint64_t)b0 * BS);
-	if (rc < 0) {
-		log_error("chunk %016" PRIx64 ": read: %s", c->id, strerror(-rc));
-		return rc;
-	}
-	for (uint32_t b = b0; b <= b1; b++) {
-		const uint8_t *data = (b == b0 && p0) ? cs->scratch[0]
-				      : (b == b1 && p1) ? cs->scratch[1]
-							: dst + ((uint64_t)b * BS - off);
-		if ((rc = block_check(cs, c, b, data)) < 0)
-			return rc;
-	}
-	for (int i = 0; i < 2; i++) {
-		uint32_t b = i == 0 ? b0 : b1;
-		if (!(i == 0 ? p0 : p1))
-			continue;
-		uint64_t start = (uint64_t)b * BS;
-		uint64_t s = off > start ? off : start;
-		uint64_t e = off + len < start + block_len(c, b) ? off + len : start + block_len(c, b);
-		memcpy(dst + (s - off), cs->scratch[i] + (s - start), e - s);
-	}
-	return 0;
-}
-
-int chunkstore_read(struct chunkstore *cs, uint64_t id, uint32_t version, uint64_t offset, void *buf,
-		    size_t len)
-{
-	struct cs_open *c;
-	uint8_t *dst = buf;
-	int rc = chunk_get(cs, id, &c);
-	if (rc < 0)
-		return rc;
-	if (c->version != version)
-		return -ESTALE;
-	if (!range_ok(c->chunk_size, offset, len))
-		return -EINVAL;
-	if (len == 0)
-		return 0;
-	uint32_t first = (uint32_t)(offset / BS), last = (uint32_t)((offset + len - 1) / BS);
-	for (uint32_t b = first; b <= last;) {
-		if (!tab_written(c, b)) {
-			uint64_t start = (uint64_t)b * BS;
-			uint64_t s = offset > start ? offset : start;
-			uint64_t e = offset + len < start + block_len(c, b) ? offset + len
-									     : start + block_len(c, b);
-			memset(dst + (s - offset), 0, e - s);
-			b++;
-			continue;
-		}
-		uint32_t e = b;
-		while (e < last && tab_written(c, e + 1))
-			e++;
-		if ((rc = read_run(cs, c, b, e, offset, dst, len)) < 0)
-			return rc;
-		b = e + 1;
-	}
-	return 0;
+	int rc = pwrite_full(c->fd, c->table + (size_t)first * 8, (size_t)(last - first + 1) * 8,
+			     CHUNKSTORE_HDR_SIZE + (uint64_t)first * 8);
+	if (rc == 0)
+		pages_mark(c, first, last);
+	return rc;
 }
 
 /* Frees [off, off+len) of the file (it reads as zeros afterwards); where the
@@ -882,57 +1047,632 @@ static int punch_file(const struct cs_open *c, uint64_t off, uint64_t len, bool 
 	return 0;
 }
 
-int chunkstore_punch(struct chunkstore *cs, uint64_t id, uint32_t version, uint64_t chunk_size,
-		     uint64_t offset, uint64_t len, uint64_t *alloc)
+static bool range_ok(uint64_t chunk_size, uint64_t off, uint64_t len)
 {
-	struct cs_open *c;
-	if (id == 0 || chunk_size == 0 || chunk_size > CHUNKSTORE_CHUNK_MAX ||
-	    !range_ok(chunk_size, offset, len))
-		return -EINVAL;
-	int rc = chunk_for_update(cs, id, version, chunk_size, &c);
+	return off <= chunk_size && len <= chunk_size - off;
+}
+
+static bool all_zero(const uint8_t *p, size_t n)
+{
+	return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
+}
+
+/* Reads the run of written blocks b0..b1 covering part of [off, off+len)
+ * into dst (which holds that range): one preadv, partial end blocks through
+ * the scratch buffers, every block checked. */
+static int read_run(const struct chunkstore *cs, const struct cs_open *c, uint32_t b0, uint32_t b1,
+		    uint64_t off, uint8_t *dst, uint64_t len)
+{
+	struct iovec iov[3];
+	int n = 0;
+	bool p0 = !covers(c, b0, off, len);
+	bool p1 = b1 != b0 && !covers(c, b1, off, len);
+	uint32_t mid0 = p0 ? b0 + 1 : b0, mid1 = p1 ? b1 - 1 : b1;
+	if (p0)
+		iov[n++] = (struct iovec){cs->scratch[0], block_len(c, b0)};
+	if (mid0 <= mid1) {
+		uint64_t s = (uint64_t)mid0 * c->bs, e = (uint64_t)mid1 * c->bs + block_len(c, mid1);
+		iov[n++] = (struct iovec){dst + (s - off), e - s};
+	}
+	if (p1)
+		iov[n++] = (struct iovec){cs->scratch[1], block_len(c, b1)};
+	int rc = preadv_full(c->fd, iov, n, c->data_off + (uint64_t)b0 * c->bs);
+	if (rc < 0) {
+		log_error("chunk %016" PRIx64 ": read: %s", c->id, strerror(-rc));
+		return rc;
+	}
+	for (uint32_t b = b0; b <= b1; b++) {
+		const uint8_t *data = (b == b0 && p0) ? cs->scratch[0]
+				      : (b == b1 && p1) ? cs->scratch[1]
+							: dst + ((uint64_t)b * c->bs - off);
+		if ((rc = block_check(cs, c, b, data)) < 0)
+			return rc;
+	}
+	for (int i = 0; i < 2; i++) {
+		uint32_t b = i == 0 ? b0 : b1;
+		if (!(i == 0 ? p0 : p1))
+			continue;
+		uint64_t start = (uint64_t)b * c->bs;
+		uint64_t s = off > start ? off : start;
+		uint64_t e = off + len < start + block_len(c, b) ? off + len : start + block_len(c, b);
+		memcpy(dst + (s - off), cs->scratch[i] + (s - start), e - s);
+	}
+	return 0;
+}
+
+/* ---- chains ------------------------------------------------------------------------------ */
+
+/*
+ * A chain is the bases of a delta, nearest first, as a request names them;
+ * the functions below take the part of it below the chunk they look at.
+ * Member k is resolved when this server holds it, and skipped when not (a
+ * layer that never wrote the chunk shows its own base).  Every member used
+ * is checked: its version (-ESTALE), its chunk size (-EINVAL) and, for a
+ * delta, that its header's base is the next member (-EINVAL).  Recursion is
+ * at most CHUNKSTORE_CHAIN_MAX deep.
+ */
+
+static int chain_read(struct chunkstore *cs, const struct chunkstore_base *chain, uint32_t n,
+		      uint64_t chunk_size, uint64_t off, uint8_t *dst, uint64_t len);
+static int chain_find(struct chunkstore *cs, const struct chunkstore_base *chain, uint32_t n,
+		      uint64_t chunk_size, uint64_t from, uint64_t to, bool want, uint64_t *pos);
+
+/* Opens chain[k] for resolving through it (chunk_size 0: any).  0 and the
+ * chunk in *out, 1 when this server does not hold it, or -ESTALE, -EINVAL,
+ * -EIO (a corrupt header), -errno. */
+static int member_get(struct chunkstore *cs, const struct chunkstore_base *chain, uint32_t n, uint32_t k,
+		      uint64_t chunk_size, struct cs_open **out)
+{
+	struct cs_open *m;
+	int rc = chunk_get(cs, chain[k].id, &m);
+	if (rc == -ENOENT)
+		return 1;
 	if (rc < 0)
 		return rc;
-	if (len > 0) {
-		uint32_t first = (uint32_t)(offset / BS), last = (uint32_t)((offset + len - 1) / BS);
-		uint32_t ends[2] = {first, last}, crc[2] = {0, 0};
-		bool part[2];
-		for (int i = 0; i < 2; i++) {
-			part[i] = (i == 0 || last != first) && !covers(c, ends[i], offset, len) &&
-				  tab_written(c, ends[i]);
-			if (part[i] && (rc = block_patch_crc(cs, c, ends[i], offset, NULL, len, &crc[i])) < 0)
+	if (m->version != chain[k].version) {
+		log_warn("base chunk %016" PRIx64 ": version %" PRIu32 " asked, this server has %" PRIu32,
+			 chain[k].id, chain[k].version, m->version);
+		return -ESTALE;
+	}
+	if (chunk_size && m->chunk_size != chunk_size) {
+		log_error("base chunk %016" PRIx64 ": chunk size %" PRIu64 ", not %" PRIu64 " as the chunk above it",
+			  m->id, m->chunk_size, chunk_size);
+		return -EINVAL;
+	}
+	if (m->d && (k + 1 >= n || !base_eq(&m->d->base, &chain[k + 1]))) {
+		log_error("base chunk %016" PRIx64 ": a delta over %016" PRIx64 " v%" PRIu32 ", but the chain names %s%016" PRIx64
+			  " v%" PRIu32 " below it",
+			  m->id, m->d->base.id, m->d->base.version, k + 1 < n ? "" : "nothing: ",
+			  k + 1 < n ? chain[k + 1].id : 0, k + 1 < n ? chain[k + 1].version : 0);
+		return -EINVAL;
+	}
+	*out = m;
+	return 0;
+}
+
+/* Chunk size of the first member held here (0 when none): 0 or -errno. */
+static int chain_size(struct chunkstore *cs, const struct chunkstore_base *chain, uint32_t n, uint64_t *size)
+{
+	*size = 0;
+	for (uint32_t k = 0; k < n; k++) {
+		struct cs_open *m;
+		int rc = member_get(cs, chain, n, k, 0, &m);
+		if (rc == 1)
+			continue;
+		if (rc == 0)
+			*size = m->chunk_size;
+		return rc;
+	}
+	return 0;
+}
+
+/* Reads [off, off+len) of held chunk c into dst: written (OWN) runs from its
+ * file with CRC checks, ZERO runs as zeros, INHERIT runs through chain (c's
+ * bases).  count: add the INHERIT bytes to chain_read_bytes.  0 or -errno. */
+static int held_read(struct chunkstore *cs, struct cs_open *c, const struct chunkstore_base *chain, uint32_t n,
+		     uint64_t off, uint8_t *dst, uint64_t len, bool count)
+{
+	int rc = 0;
+	if (len == 0)
+		return 0;
+	uint32_t first = (uint32_t)(off / c->bs), last = (uint32_t)((off + len - 1) / c->bs);
+	c->pins++;
+	for (uint32_t b = first; b <= last && rc == 0;) {
+		enum blk_state st = tab_state(c, b);
+		uint32_t e = b;
+		while (e < last && tab_state(c, e + 1) == st)
+			e++;
+		uint64_t start = (uint64_t)b * c->bs, end = (uint64_t)e * c->bs + block_len(c, e);
+		uint64_t s = off > start ? off : start, t = off + len < end ? off + len : end;
+		if (st == ST_OWN) {
+			rc = read_run(cs, c, b, e, off, dst, len);
+		} else if (st == ST_ZERO) {
+			memset(dst + (s - off), 0, t - s);
+		} else {
+			rc = chain_read(cs, chain, n, c->chunk_size, s, dst + (s - off), t - s);
+			if (rc == 0 && count)
+				cs->ctr.chain_read_bytes += t - s;
+		}
+		b = e + 1;
+	}
+	c->pins--;
+	return rc;
+}
+
+/* Reads [off, off+len) as the chain shows it into dst: 0 or -errno. */
+static int chain_read(struct chunkstore *cs, const struct chunkstore_base *chain, uint32_t n,
+		      uint64_t chunk_size, uint64_t off, uint8_t *dst, uint64_t len)
+{
+	for (uint32_t k = 0; k < n; k++) {
+		struct cs_open *m;
+		int rc = member_get(cs, chain, n, k, chunk_size, &m);
+		if (rc == 1)
+			continue;
+		if (rc < 0)
+			return rc;
+		return held_read(cs, m, chain + k + 1, n - k - 1, off, dst, len, false);
+	}
+	memset(dst, 0, len);
+	return 0;
+}
+
+/* First position in [from, to) where held chunk c shows data (want) or a
+ * hole (!want), at block granularity, INHERIT runs as chain shows them:
+ * 1 and *pos, 0 when there is none, or -errno. */
+static int held_find(struct chunkstore *cs, struct cs_open *c, const struct chunkstore_base *chain, uint32_t n,
+		     uint64_t from, uint64_t to, bool want, uint64_t *pos)
+{
+	int rc = 0;
+	if (to > c->chunk_size)
+		to = c->chunk_size;
+	if (from >= to)
+		return 0;
+	c->pins++;
+	for (uint32_t b = (uint32_t)(from / c->bs); b < c->nblocks && (uint64_t)b * c->bs < to;) {
+		enum blk_state st = tab_state(c, b);
+		uint32_t e = b;
+		while (e + 1 < c->nblocks && (uint64_t)(e + 1) * c->bs < to && tab_state(c, e + 1) == st)
+			e++;
+		uint64_t start = (uint64_t)b * c->bs, end = (uint64_t)e * c->bs + block_len(c, e);
+		uint64_t s = from > start ? from : start, t = to < end ? to : end;
+		if (st == ST_INHERIT) {
+			if ((rc = chain_find(cs, chain, n, c->chunk_size, s, t, want, pos)) != 0)
+				break;
+		} else if ((st == ST_OWN) == want) {
+			*pos = s;
+			rc = 1;
+			break;
+		}
+		b = e + 1;
+	}
+	c->pins--;
+	return rc;
+}
+
+/* As held_find, for what the chain shows in [from, to); an exhausted chain
+ * is a hole. */
+static int chain_find(struct chunkstore *cs, const struct chunkstore_base *chain, uint32_t n,
+		      uint64_t chunk_size, uint64_t from, uint64_t to, bool want, uint64_t *pos)
+{
+	for (uint32_t k = 0; k < n; k++) {
+		struct cs_open *m;
+		int rc = member_get(cs, chain, n, k, chunk_size, &m);
+		if (rc == 1)
+			continue;
+		if (rc < 0)
+			return rc;
+		return held_find(cs, m, chain + k + 1, n - k - 1, from, to, want, pos);
+	}
+	if (want || from >= to)
+		return 0;
+	*pos = from;
+	return 1;
+}
+
+/* Bit k set when this server holds chain[k]. */
+static uint32_t held_mask(const struct chunkstore *cs, const struct chunkstore_base *chain, uint32_t n)
+{
+	uint32_t mask = 0;
+	for (uint32_t k = 0; k < n; k++)
+		if (index_find(cs, chain[k].id))
+			mask |= 1u << k;
+	return mask;
+}
+
+/* (Re)builds delta c's view for chain: which INHERIT extents the chain
+ * shows data under.  One chain_find per such extent and per INHERIT run, so
+ * about the size of the table times the chain's depth; done when a chunk is
+ * loaded and when the chain or its members change, not per write.  0 or
+ * -errno (the view then stays invalid). */
+static int view_build(struct chunkstore *cs, struct cs_open *c, const struct chunkstore_base *chain, uint32_t n)
+{
+	struct cs_delta *d = c->d;
+	int rc = 0;
+	d->view = false;
+	memset(d->inh, 0, (c->nblocks + 7) / 8);
+	d->ninh = 0;
+	c->pins++;
+	for (uint32_t b = 0; b < c->nblocks && rc >= 0;) {
+		if (tab_state(c, b) != ST_INHERIT) {
+			b++;
+			continue;
+		}
+		uint32_t e = b;
+		while (e + 1 < c->nblocks && tab_state(c, e + 1) == ST_INHERIT)
+			e++;
+		uint64_t from = (uint64_t)b * c->bs, to = (uint64_t)(e + 1) * c->bs;
+		while (from < to) {
+			uint64_t pos;
+			rc = chain_find(cs, chain, n, c->chunk_size, from, to, true, &pos);
+			if (rc <= 0)
+				break;
+			uint32_t x = (uint32_t)(pos / c->bs);
+			bit_set(d->inh, x);
+			d->ninh++;
+			from = (uint64_t)(x + 1) * c->bs;
+		}
+		b = e + 1;
+	}
+	c->pins--;
+	if (rc < 0)
+		return rc;
+	d->nchain = n;
+	memcpy(d->chain, chain, (size_t)n * sizeof(*chain));
+	d->held = held_mask(cs, chain, n);
+	d->gen = cs->gen;
+	d->view = true;
+	return 0;
+}
+
+/* Makes delta c's view that of chain, unless it is already. */
+static int view_ensure(struct chunkstore *cs, struct cs_open *c, const struct chunkstore_base *chain, uint32_t n)
+{
+	const struct cs_delta *d = c->d;
+	bool current = d->view && d->gen == cs->gen && d->nchain == n;
+	for (uint32_t k = 0; current && k < n; k++)
+		current = base_eq(&d->chain[k], &chain[k]);
+	if (current && held_mask(cs, chain, n) == d->held)
+		return 0;
+	return view_build(cs, c, chain, n);
+}
+
+/* The chain of delta c as far as the headers of the chunks held here tell
+ * it (stops at a base not held here: what lies below it is unknown). */
+static uint32_t chain_from_headers(struct chunkstore *cs, const struct cs_open *c, struct chunkstore_base *chain)
+{
+	uint32_t n = 0;
+	chain[n++] = c->d->base;
+	while (n < CHUNKSTORE_CHAIN_MAX) {
+		struct cs_open *m;
+		if (chunk_get(cs, chain[n - 1].id, &m) < 0 || m->version != chain[n - 1].version || !m->d)
+			break;
+		chain[n++] = m->d->base;
+	}
+	return n;
+}
+
+/* Fills buf with extent b of delta c as its chain shows it (a copy-on-write). */
+static int cow_fill(struct chunkstore *cs, const struct cs_open *c, const struct chunkstore_base *chain, uint32_t n,
+		    uint32_t b, uint8_t *buf)
+{
+	int rc = chain_read(cs, chain, n, c->chunk_size, (uint64_t)b * c->bs, buf, c->bs);
+	if (rc < 0) {
+		log_error("chunk %016" PRIx64 ": copy of extent %" PRIu32 " from its base %016" PRIx64 ": %s", c->id,
+			  b, chain[0].id, strerror(-rc));
+		return rc;
+	}
+	cs->ctr.cow_extents++;
+	cs->ctr.cow_bytes += c->bs;
+	return 0;
+}
+
+/* The chunk a write or punch goes to, created when missing (after checking
+ * the bases held here).  0, -EINVAL (bad geometry or not the chunk's),
+ * -ESTALE, -EIO, -errno. */
+static int chunk_for_update(struct chunkstore *cs, uint64_t id, uint32_t version, const struct chunkstore_geom *g,
+			    struct cs_open **out)
+{
+	struct cs_open *c;
+	int rc = chunk_get(cs, id, &c);
+	if (rc == -ENOENT) {
+		for (uint32_t k = 0; k < g->nbase; k++) {
+			struct cs_open *m;
+			if ((rc = member_get(cs, g->base, g->nbase, k, g->chunk_size, &m)) < 0)
 				return rc;
 		}
-		/* Whole blocks become holes; their content no longer matters. */
-		int64_t w0 = covers(c, first, offset, len) ? first : (int64_t)first + 1;
-		int64_t w1 = covers(c, last, offset, len) ? last : (int64_t)last - 1;
-		if (w0 <= w1) {
-			uint64_t s = (uint64_t)w0 * BS;
-			uint64_t e = (uint64_t)w1 * BS + block_len(c, (uint32_t)w1);
-			if ((rc = punch_file(c, c->data_off + s, e - s, false)) < 0)
-				goto io_fail;
-			for (int64_t b = w0; b <= w1; b++)
-				tab_set(c, (uint32_t)b, 0, 0);
-		}
-		for (int i = 0; i < 2; i++) {
-			if (!part[i])
-				continue;
-			uint64_t start = (uint64_t)ends[i] * BS, end = start + block_len(c, ends[i]);
-			uint64_t s = offset > start ? offset : start;
-			uint64_t e = offset + len < end ? offset + len : end;
-			if ((rc = punch_file(c, c->data_off + s, e - s, true)) < 0)
-				goto io_fail;
-			tab_set(c, ends[i], crc[i], CHUNKSTORE_BLOCK_WRITTEN);
-		}
-		if ((rc = table_store(c, first, last)) < 0)
-			goto io_fail;
+		return chunk_create(cs, id, version, g, out);
 	}
-	uint64_t a = chunk_alloc(cs, c);
+	if (rc < 0)
+		return rc;
+	if (c->version != version)
+		return -ESTALE;
+	if (!geom_matches(c, g))
+		return -EINVAL;
+	*out = c;
+	return 0;
+}
+
+/* ---- writes ------------------------------------------------------------------------------- */
+
+static int write_plain(struct chunkstore *cs, struct cs_open *c, uint64_t offset, const uint8_t *src, size_t len)
+{
+	uint32_t first = (uint32_t)(offset / BS), last = (uint32_t)((offset + len - 1) / BS);
+	uint32_t crc_first = 0, crc_last = 0;
+	int rc;
+	/* Partial blocks first: their old bytes are read before being overwritten. */
+	if (!covers(c, first, offset, len) && (rc = block_patch_crc(cs, c, first, offset, src, len, &crc_first)) < 0)
+		return rc;
+	if (last != first && !covers(c, last, offset, len) &&
+	    (rc = block_patch_crc(cs, c, last, offset, src, len, &crc_last)) < 0)
+		return rc;
+	struct iovec seg = {(void *)src, len};
+	if ((rc = write_segs(c, offset, &seg, 1)) < 0) {
+		log_error("chunk %016" PRIx64 ": write of %zu bytes at %" PRIu64 ": %s", c->id, len, offset, strerror(-rc));
+		return rc;
+	}
+	for (uint32_t b = first; b <= last; b++) {
+		uint32_t crc;
+		if (!covers(c, b, offset, len))
+			crc = b == first ? crc_first : crc_last;
+		else
+			crc = crc32c_mask(crc32c(0, src + ((uint64_t)b * BS - offset), block_len(c, b)));
+		tab_set(c, b, crc, CHUNKSTORE_BLOCK_WRITTEN);
+	}
+	if ((rc = table_store(c, first, last)) < 0)
+		log_error("chunk %016" PRIx64 ": block table write: %s", c->id, strerror(-rc));
+	return rc;
+}
+
+/* A write into delta c: whole extents are written as they are; a partial
+ * OWN extent as in a plain chunk; a partial ZERO or INHERIT extent is
+ * merged in cow[] with zeros or with what the chain shows and written whole.
+ * The merged end extents and the caller's bytes between them go out
+ * together (write_segs), then the table entries. */
+static int write_delta(struct chunkstore *cs, struct cs_open *c, const struct chunkstore_base *chain, uint32_t n,
+		       uint64_t offset, const uint8_t *src, size_t len)
+{
+	uint32_t bs = c->bs;
+	uint32_t first = (uint32_t)(offset / bs), last = (uint32_t)((offset + len - 1) / bs);
+	uint32_t ends[2] = {first, last}, crc[2] = {0, 0};
+	bool part[2] = {false, false}, merged[2] = {false, false};
+	int nend = first == last ? 1 : 2, rc;
+	uint64_t end = offset + len;
+	for (int i = 0; i < nend; i++) {
+		uint32_t b = ends[i];
+		if (covers(c, b, offset, len))
+			continue;
+		part[i] = true;
+		enum blk_state st = tab_state(c, b);
+		if (st == ST_OWN) {
+			if ((rc = block_patch_crc(cs, c, b, offset, src, len, &crc[i])) < 0)
+				return rc;
+			continue;
+		}
+		uint8_t *m = cs->cow[i];
+		uint64_t start = (uint64_t)b * bs;
+		if (st == ST_ZERO)
+			memset(m, 0, bs);
+		else if ((rc = cow_fill(cs, c, chain, n, b, m)) < 0)
+			return rc;
+		uint64_t s = offset > start ? offset : start, t = end < start + bs ? end : start + bs;
+		memcpy(m + (s - start), src + (s - offset), t - s);
+		crc[i] = crc32c_mask(crc32c(0, m, bs));
+		merged[i] = true;
+	}
+	bool m_last = nend == 2 && merged[1];
+	uint64_t ws = merged[0] ? (uint64_t)first * bs : offset;
+	uint64_t mid_s = merged[0] ? (uint64_t)(first + 1) * bs : offset;
+	uint64_t mid_e = m_last ? (uint64_t)last * bs : end;
+	struct iovec seg[3];
+	int ns = 0;
+	if (merged[0])
+		seg[ns++] = (struct iovec){cs->cow[0], bs};
+	if (!(nend == 1 && merged[0])) {
+		if (mid_s < mid_e)
+			seg[ns++] = (struct iovec){(void *)(src + (mid_s - offset)), mid_e - mid_s};
+		if (m_last)
+			seg[ns++] = (struct iovec){cs->cow[1], bs};
+	}
+	if ((rc = write_segs(c, ws, seg, ns)) < 0) {
+		log_error("chunk %016" PRIx64 ": write of %zu bytes at %" PRIu64 ": %s", c->id, len, offset, strerror(-rc));
+		return rc;
+	}
+	for (uint32_t b = first; b <= last; b++) {
+		int i = b == first ? 0 : b == last ? 1 : -1;
+		uint32_t v = i >= 0 && part[i] ? crc[i] : crc32c_mask(crc32c(0, src + ((uint64_t)b * bs - offset), bs));
+		tab_set(c, b, v, CHUNKSTORE_BLOCK_WRITTEN);
+	}
+	if ((rc = table_store(c, first, last)) < 0)
+		log_error("chunk %016" PRIx64 ": block table write: %s", c->id, strerror(-rc));
+	return rc;
+}
+
+int chunkstore_write(struct chunkstore *cs, uint64_t id, uint32_t version, const struct chunkstore_geom *g,
+		     uint64_t offset, const void *buf, size_t len, struct chunkstore_alloc *alloc)
+{
+	struct cs_open *c;
+	if (!geom_ok(id, g) || !range_ok(g->chunk_size, offset, len))
+		return -EINVAL;
+	int rc = chunk_for_update(cs, id, version, g, &c);
+	if (rc < 0)
+		return rc;
+	c->pins++;
+	if (c->d)
+		rc = view_ensure(cs, c, g->base, g->nbase);
+	if (rc == 0 && len > 0)
+		rc = c->d ? write_delta(cs, c, g->base, g->nbase, offset, buf, len) : write_plain(cs, c, offset, buf, len);
+	if (rc == 0) {
+		struct chunkstore_alloc a = chunk_alloc(cs, c);
+		if (alloc)
+			*alloc = a;
+	}
+	c->pins--;
+	return rc;
+}
+
+/* ---- reads ------------------------------------------------------------------------------- */
+
+int chunkstore_read(struct chunkstore *cs, uint64_t id, uint32_t version, const struct chunkstore_base *chain,
+		    uint32_t nchain, uint64_t offset, void *buf, size_t len)
+{
+	struct cs_open *c;
+	if (!chain_ok(id, chain, nchain))
+		return -EINVAL;
+	int rc = chunk_get(cs, id, &c);
+	if (rc == -ENOENT && nchain > 0) {
+		/* Never written here: it shows its chain. */
+		uint64_t size;
+		if ((rc = chain_size(cs, chain, nchain, &size)) < 0)
+			return rc;
+		if (!range_ok(size ? size : CHUNKSTORE_CHUNK_MAX, offset, len))
+			return -EINVAL;
+		if ((rc = chain_read(cs, chain, nchain, size, offset, buf, len)) == 0)
+			cs->ctr.chain_read_bytes += len;
+		return rc;
+	}
+	if (rc < 0)
+		return rc;
+	if (c->version != version)
+		return -ESTALE;
+	if (!chain_matches(c, chain, nchain))
+		return -EINVAL;
+	if (!range_ok(c->chunk_size, offset, len))
+		return -EINVAL;
+	return held_read(cs, c, chain, nchain, offset, buf, len, true);
+}
+
+/* ---- punches ------------------------------------------------------------------------------ */
+
+static int punch_plain(struct chunkstore *cs, struct cs_open *c, uint64_t offset, uint64_t len)
+{
+	uint32_t first = (uint32_t)(offset / BS), last = (uint32_t)((offset + len - 1) / BS);
+	uint32_t ends[2] = {first, last}, crc[2] = {0, 0};
+	bool part[2];
+	int rc;
+	for (int i = 0; i < 2; i++) {
+		part[i] = (i == 0 || last != first) && !covers(c, ends[i], offset, len) && tab_written(c, ends[i]);
+		if (part[i] && (rc = block_patch_crc(cs, c, ends[i], offset, NULL, len, &crc[i])) < 0)
+			return rc;
+	}
+	/* Whole blocks become holes; their content no longer matters. */
+	int64_t w0 = covers(c, first, offset, len) ? first : (int64_t)first + 1;
+	int64_t w1 = covers(c, last, offset, len) ? last : (int64_t)last - 1;
+	if (w0 <= w1) {
+		uint64_t s = (uint64_t)w0 * BS;
+		uint64_t e = (uint64_t)w1 * BS + block_len(c, (uint32_t)w1);
+		if ((rc = punch_file(c, c->data_off + s, e - s, false)) < 0)
+			return rc;
+		for (int64_t b = w0; b <= w1; b++)
+			tab_set(c, (uint32_t)b, 0, 0);
+	}
+	for (int i = 0; i < 2; i++) {
+		if (!part[i])
+			continue;
+		uint64_t start = (uint64_t)ends[i] * BS, end = start + block_len(c, ends[i]);
+		uint64_t s = offset > start ? offset : start;
+		uint64_t e = offset + len < end ? offset + len : end;
+		if ((rc = punch_file(c, c->data_off + s, e - s, true)) < 0)
+			return rc;
+		tab_set(c, ends[i], crc[i], CHUNKSTORE_BLOCK_WRITTEN);
+	}
+	return table_store(c, first, last);
+}
+
+/* A punch of delta c: whole extents become ZERO; a partial OWN extent is
+ * zeroed in place (as in a plain chunk), a partial INHERIT extent copied
+ * from the chain and zeroed (ZERO when nothing else is left in it); a
+ * partial ZERO extent is zeros already. */
+static int punch_delta(struct chunkstore *cs, struct cs_open *c, const struct chunkstore_base *chain, uint32_t n,
+		       uint64_t offset, uint64_t len)
+{
+	enum { P_NONE, P_PATCH, P_MERGED, P_ZERO } act[2] = {P_NONE, P_NONE};
+	uint32_t bs = c->bs;
+	uint32_t first = (uint32_t)(offset / bs), last = (uint32_t)((offset + len - 1) / bs);
+	uint32_t ends[2] = {first, last}, crc[2] = {0, 0};
+	int nend = first == last ? 1 : 2, rc;
+	for (int i = 0; i < nend; i++) {
+		uint32_t b = ends[i];
+		if (covers(c, b, offset, len))
+			continue;
+		uint64_t start = (uint64_t)b * bs;
+		uint64_t s = offset > start ? offset : start;
+		uint64_t e = offset + len < start + bs ? offset + len : start + bs;
+		switch (tab_state(c, b)) {
+		case ST_ZERO:
+			break;
+		case ST_OWN:
+			if ((rc = block_patch_crc(cs, c, b, offset, NULL, len, &crc[i])) < 0)
+				return rc;
+			act[i] = P_PATCH;
+			break;
+		case ST_INHERIT:
+			if ((rc = cow_fill(cs, c, chain, n, b, cs->cow[i])) < 0)
+				return rc;
+			memset(cs->cow[i] + (s - start), 0, e - s);
+			if (all_zero(cs->cow[i], bs)) {
+				act[i] = P_ZERO;
+			} else {
+				crc[i] = crc32c_mask(crc32c(0, cs->cow[i], bs));
+				act[i] = P_MERGED;
+			}
+			break;
+		}
+	}
+	int64_t w0 = covers(c, first, offset, len) ? first : (int64_t)first + 1;
+	int64_t w1 = covers(c, last, offset, len) ? last : (int64_t)last - 1;
+	if (w0 <= w1) {
+		uint64_t s = (uint64_t)w0 * bs, e = (uint64_t)(w1 + 1) * bs;
+		if ((rc = punch_file(c, c->data_off + s, e - s, false)) < 0)
+			return rc;
+		for (int64_t b = w0; b <= w1; b++)
+			tab_set(c, (uint32_t)b, 0, CHUNKSTORE_BLOCK_ZERO);
+	}
+	for (int i = 0; i < nend; i++) {
+		uint32_t b = ends[i];
+		uint64_t start = (uint64_t)b * bs;
+		uint64_t s = offset > start ? offset : start;
+		uint64_t e = offset + len < start + bs ? offset + len : start + bs;
+		if (act[i] == P_PATCH) {
+			if ((rc = punch_file(c, c->data_off + s, e - s, true)) < 0)
+				return rc;
+			tab_set(c, b, crc[i], CHUNKSTORE_BLOCK_WRITTEN);
+		} else if (act[i] == P_MERGED) {
+			if ((rc = pwrite_full(c->fd, cs->cow[i], bs, c->data_off + start)) < 0)
+				return rc;
+			tab_set(c, b, crc[i], CHUNKSTORE_BLOCK_WRITTEN);
+		} else if (act[i] == P_ZERO) {
+			tab_set(c, b, 0, CHUNKSTORE_BLOCK_ZERO);
+		}
+	}
+	return table_store(c, first, last);
+}
+
+int chunkstore_punch(struct chunkstore *cs, uint64_t id, uint32_t version, const struct chunkstore_geom *g,
+		     uint64_t offset, uint64_t len, struct chunkstore_alloc *alloc)
+{
+	struct cs_open *c;
+	struct chunkstore_alloc a;
+	if (!geom_ok(id, g) || !range_ok(g->chunk_size, offset, len))
+		return -EINVAL;
+	int rc = chunk_for_update(cs, id, version, g, &c);
+	if (rc < 0)
+		return rc;
+	c->pins++;
+	if (c->d && (rc = view_ensure(cs, c, g->base, g->nbase)) < 0)
+		goto out;
+	if (len > 0) {
+		rc = c->d ? punch_delta(cs, c, g->base, g->nbase, offset, len) : punch_plain(cs, c, offset, len);
+		if (rc < 0) {
+			log_error("chunk %016" PRIx64 ": punch of %" PRIu64 " bytes at %" PRIu64 ": %s", id, len, offset,
+				  strerror(-rc));
+			goto out;
+		}
+	}
+	a = chunk_alloc(cs, c);
 	if (alloc)
 		*alloc = a;
-	return 0;
-io_fail:
-	log_error("chunk %016" PRIx64 ": punch of %" PRIu64 " bytes at %" PRIu64 ": %s", id, len, offset,
-		  strerror(-rc));
+out:
+	c->pins--;
 	return rc;
 }
 
@@ -1007,30 +1747,40 @@ int chunkstore_sync(struct chunkstore *cs, uint64_t id, uint32_t version)
 	return job.rc;
 }
 
-int chunkstore_seek(struct chunkstore *cs, uint64_t id, uint32_t version, uint64_t offset,
-		    int whence, bool *found, uint64_t *out)
+int chunkstore_seek(struct chunkstore *cs, uint64_t id, uint32_t version, const struct chunkstore_base *chain,
+		    uint32_t nchain, uint64_t offset, int whence, bool *found, uint64_t *out)
 {
 	struct cs_open *c;
-	if (whence != CHUNKSTORE_SEEK_DATA && whence != CHUNKSTORE_SEEK_HOLE)
-		return -EINVAL;
-	int rc = chunk_get(cs, id, &c);
-	if (rc < 0)
-		return rc;
-	if (c->version != version)
-		return -ESTALE;
-	if (offset > c->chunk_size)
-		return -EINVAL;
+	uint64_t pos = 0;
 	*found = false;
 	*out = 0;
+	if ((whence != CHUNKSTORE_SEEK_DATA && whence != CHUNKSTORE_SEEK_HOLE) || !chain_ok(id, chain, nchain))
+		return -EINVAL;
 	bool want = whence == CHUNKSTORE_SEEK_DATA;
-	for (uint32_t b = (uint32_t)(offset / BS); b < c->nblocks; b++) {
-		if (tab_written(c, b) == want) {
-			uint64_t start = (uint64_t)b * BS;
-			*found = true;
-			*out = offset > start ? offset : start;
-			break;
-		}
+	int rc = chunk_get(cs, id, &c);
+	if (rc == -ENOENT && nchain > 0) {
+		/* Never written here: it shows its chain (of unknown size when
+		 * no member is held here either: all one hole). */
+		uint64_t size;
+		if ((rc = chain_size(cs, chain, nchain, &size)) < 0)
+			return rc;
+		uint64_t to = size ? size : CHUNKSTORE_CHUNK_MAX;
+		if (offset > to)
+			return -EINVAL;
+		rc = chain_find(cs, chain, nchain, size, offset, to, want, &pos);
+	} else if (rc < 0) {
+		return rc;
+	} else {
+		if (c->version != version)
+			return -ESTALE;
+		if (!chain_matches(c, chain, nchain) || offset > c->chunk_size)
+			return -EINVAL;
+		rc = held_find(cs, c, chain, nchain, offset, c->chunk_size, want, &pos);
 	}
+	if (rc < 0)
+		return rc;
+	*found = rc == 1;
+	*out = rc == 1 ? pos : 0;
 	return 0;
 }
 
@@ -1040,11 +1790,33 @@ int chunkstore_stat(struct chunkstore *cs, uint64_t id, struct chunkstore_stat *
 	int rc = chunk_get(cs, id, &c);
 	if (rc < 0)
 		return rc;
+	memset(st, 0, sizeof(*st));
 	st->version = c->version;
 	st->chunk_size = c->chunk_size;
-	st->alloc = chunk_alloc(cs, c);
+	if (c->d) {
+		/* The chain last named, or what the headers tell. */
+		struct chunkstore_base chain[CHUNKSTORE_CHAIN_MAX];
+		uint32_t n;
+		st->extent = c->bs;
+		st->base = c->d->base;
+		c->pins++;
+		if (c->d->view) {
+			n = c->d->nchain;
+			memcpy(chain, c->d->chain, (size_t)n * sizeof(*chain));
+		} else {
+			n = chain_from_headers(cs, c, chain);
+		}
+		if ((rc = view_ensure(cs, c, chain, n)) < 0)
+			log_warn("chunk %016" PRIx64 ": inherited data not counted: %s", id, strerror(-rc));
+		c->pins--;
+	}
+	struct chunkstore_alloc a = chunk_alloc(cs, c);
+	st->alloc = a.bytes;
+	st->own = a.own;
 	return 0;
 }
+
+const struct chunkstore_counters *chunkstore_counters(const struct chunkstore *cs) { return &cs->ctr; }
 
 int chunkstore_delete(struct chunkstore *cs, uint64_t id)
 {
@@ -1062,8 +1834,10 @@ int chunkstore_delete(struct chunkstore *cs, uint64_t id)
 	}
 	unsigned hh = (unsigned)(id & 0xff);
 	cs->dirs[s->dir].unlinked[hh / 8] |= (uint8_t)(1u << (hh % 8));
+	assert(!s->open || !s->open->pins);
 	if (s->open)
 		chunk_close(cs, s->open);
+	cs->gen++; /* chain views that saw it are stale */
 	s = index_find(cs, id);
 	cs->used -= s->file_bytes;
 	index_remove(cs, s);
@@ -1152,12 +1926,11 @@ static void scan_file(struct chunkstore *cs, unsigned dir, uint64_t id, const ch
 		return;
 	}
 	struct stat st;
-	uint32_t version;
-	uint64_t chunk_size;
+	struct hdr_info hi;
 	ssize_t n = pread_full(fd, hdr, sizeof(hdr), 0);
 	const char *why = n < 0                    ? strerror((int)-n)
 			  : (size_t)n < sizeof(hdr) ? "file shorter than its header"
-						    : hdr_decode(hdr, id, &version, &chunk_size);
+						    : hdr_decode(hdr, id, &hi);
 	if (fstat(fd, &st) < 0)
 		st.st_blocks = 0;
 	close(fd);
@@ -1242,10 +2015,14 @@ int chunkstore_open(const struct chunkstore_config *cfg, struct chunkstore **out
 	cs->max_open = cfg->fd_cache ? cfg->fd_cache : CHUNKSTORE_FD_CACHE_DEFAULT;
 	cs->cap = 1024;
 	cs->slots = calloc(cs->cap, sizeof(*cs->slots));
-	cs->scratch[0] = malloc(BS);
-	cs->scratch[1] = malloc(BS);
+	for (int i = 0; i < 2; i++) {
+		cs->scratch[i] = malloc(XMAX);
+		cs->cow[i] = malloc(XMAX);
+		if (!cs->scratch[i] || !cs->cow[i])
+			goto nomem;
+	}
 	cs->zero_crc = crc32c_zeros(BS);
-	if (!cs->slots || !cs->scratch[0] || !cs->scratch[1])
+	if (!cs->slots)
 		goto nomem;
 	for (size_t d = 0; d < cfg->ndirs; d++) {
 		const char *p = cfg->dirs[d];
@@ -1304,7 +2081,9 @@ void chunkstore_close(struct chunkstore *cs)
 	for (size_t d = 0; d < cs->ndirs; d++)
 		free(cs->dirs[d].path);
 	free(cs->slots);
-	free(cs->scratch[0]);
-	free(cs->scratch[1]);
+	for (int i = 0; i < 2; i++) {
+		free(cs->scratch[i]);
+		free(cs->cow[i]);
+	}
 	free(cs);
 }

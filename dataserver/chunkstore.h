@@ -2,12 +2,25 @@
  * chunkstore: the chunk replicas of one data server, as files in one or more
  * local directories, in the format of docs/ARCHITECTURE.md ("Chunk files").
  *
- * A chunk is created by its first write (or punch), which fixes its chunk
- * size; every later operation names the version it expects and is refused
- * with -ESTALE when the replica holds another one.  Every 64 KiB block carries
- * a masked CRC32C that is checked on every read: a mismatch is -EIO, never
- * wrong data.  Blocks never written are holes: they read as zeros and use no
- * disk.
+ * A chunk is created by its first write (or punch), which fixes its
+ * geometry; every later operation names the version it expects and is
+ * refused with -ESTALE when the replica holds another one.  Every block
+ * carries a masked CRC32C that is checked on every read: a mismatch is -EIO,
+ * never wrong data.  Blocks never written are holes: they use no disk.
+ *
+ * Two kinds of chunk:
+ *  - plain (extent 0, no bases): 64 KiB blocks; an unwritten block reads as
+ *    zeros.
+ *  - delta: copy-on-write over a chain of base chunks (the chunks frozen
+ *    ancestor layers hold at the same file index, nearest first).  Its
+ *    blocks are its extents (4 KiB..1 MiB), each OWN (data in this file),
+ *    ZERO (punched: zeros, hiding the bases) or INHERIT (reads what the
+ *    chain shows there).  The chain is resolved on this server: the first
+ *    base held here supplies the range (its own INHERIT extents resolving
+ *    further down), a base not held here is skipped (it was never written,
+ *    so it shows its own base), and an exhausted chain reads as zeros.
+ *    Every operation names the chain; its first base must be the one the
+ *    delta's header records (-EINVAL otherwise: a confused client).
  *
  * Threading: a chunkstore is not thread-safe; one thread (the data server's
  * event loop) makes every call.
@@ -20,11 +33,16 @@
 #include <stdint.h>
 
 #define CHUNKSTORE_MAGIC "VDCHUNK1"
-#define CHUNKSTORE_FORMAT 1u
-#define CHUNKSTORE_BLOCK_SIZE 65536u
+#define CHUNKSTORE_FORMAT 1u              /* header of a plain chunk */
+#define CHUNKSTORE_FORMAT_DELTA 2u        /* header of a delta chunk: format 1 + its base */
+#define CHUNKSTORE_BLOCK_SIZE 65536u      /* block size of plain chunks */
 #define CHUNKSTORE_HDR_SIZE 4096u
 #define CHUNKSTORE_ENTRY_SIZE 8u          /* block table entry: u32 masked crc, u32 flags */
-#define CHUNKSTORE_BLOCK_WRITTEN 1u       /* table flag: block holds data */
+#define CHUNKSTORE_BLOCK_WRITTEN 1u       /* table flag: block holds data (a delta: OWN) */
+#define CHUNKSTORE_BLOCK_ZERO 2u          /* table flag, deltas: reads as zeros (ZERO); neither: INHERIT */
+#define CHUNKSTORE_EXTENT_MIN 4096u       /* delta extents: powers of two in [MIN, MAX] */
+#define CHUNKSTORE_EXTENT_MAX (1u << 20)
+#define CHUNKSTORE_CHAIN_MAX 31u          /* bases of a delta (VDIFS_DEPTH_MAX - 1) */
 #define CHUNKSTORE_CHUNK_MAX (1ull << 30) /* largest chunk size accepted (docs: 1 MiB..1 GiB) */
 #define CHUNKSTORE_FD_CACHE_DEFAULT 512u
 #define CHUNKSTORE_DIRS_MAX 64u
@@ -39,10 +57,47 @@ struct chunkstore_config {
 	unsigned fd_cache;       /* open chunk files kept (LRU); 0: CHUNKSTORE_FD_CACHE_DEFAULT */
 };
 
+/* One base of a delta chunk: a chunk id and the version it must have. */
+struct chunkstore_base {
+	uint64_t id;
+	uint32_t version;
+};
+
+/* The geometry a write or punch names (and a creation fixes).  Plain: extent
+ * 0, nbase 0.  Delta: extent a power of two in [CHUNKSTORE_EXTENT_MIN,
+ * CHUNKSTORE_EXTENT_MAX] dividing chunk_size, and 1..CHUNKSTORE_CHAIN_MAX
+ * bases, nearest first, none 0, the chunk itself or repeated. */
+struct chunkstore_geom {
+	uint64_t chunk_size;
+	uint32_t extent;
+	uint32_t nbase;
+	const struct chunkstore_base *base;
+};
+
+/* Space of a chunk.  own: bytes its file's data occupies (st_blocks*512
+ * minus header and table); bytes: own plus, for a delta, extent size times
+ * its INHERIT extents under which the chain holds data (what the chunk's
+ * content occupies, shared or not).  Plain chunk: bytes == own. */
+struct chunkstore_alloc {
+	uint64_t bytes;
+	uint64_t own;
+};
+
 struct chunkstore_stat {
 	uint32_t version;
-	uint64_t alloc;      /* bytes of data allocated on disk (st_blocks*512 minus header and table) */
+	uint64_t alloc;      /* as chunkstore_alloc.bytes */
+	uint64_t own;        /* as chunkstore_alloc.own */
 	uint64_t chunk_size;
+	uint32_t extent;              /* 0: plain chunk */
+	struct chunkstore_base base;  /* a delta's immediate base (from its header), else zeros */
+};
+
+/* Counters of the store since it was opened (for ds.stats and tests). */
+struct chunkstore_counters {
+	uint64_t deltas_created;   /* delta chunk files created */
+	uint64_t cow_extents;      /* extents copied from a chain by a partial write or punch */
+	uint64_t cow_bytes;        /* their bytes */
+	uint64_t chain_read_bytes; /* bytes chunkstore_read() resolved through a chain */
 };
 
 struct chunkstore_space {
@@ -65,38 +120,47 @@ int chunkstore_open(const struct chunkstore_config *cfg, struct chunkstore **out
 void chunkstore_close(struct chunkstore *cs);
 
 /*
- * Writes len bytes of buf at offset of chunk id, creating the chunk with
- * chunk_size and version when it does not exist.  The CRC of a partly
- * written block is updated from the bytes replaced, without reading or
+ * Writes len bytes of buf at offset of chunk id, creating the chunk with the
+ * geometry g and version when it does not exist.  Plain chunk: the CRC of a
+ * partly written block is updated from the bytes replaced, without reading or
  * checking the rest of the block: a block that was corrupt stays so (its CRC
- * still mismatches) and fails the next read with -EIO.  Nothing is synced.
- * Returns 0 and the chunk's allocated bytes in *alloc (may be NULL), or
- * -EINVAL (id 0, bad chunk size, offset+len beyond the chunk, chunk size not
- * that of the existing chunk), -ESTALE (another version), -EIO (a corrupt
- * chunk header), or the -errno of a failed syscall (-ENOSPC ...).  buf stays
- * the caller's.
+ * still mismatches) and fails the next read with -EIO.  Delta: a wholly
+ * written extent is written without reading the chain; a partly written
+ * INHERIT (ZERO) extent is first filled from the chain (zeros), the whole
+ * extent written and owned.  Nothing is synced.  Returns 0 and the chunk's
+ * space in *alloc (may be NULL), or -EINVAL (id 0, bad geometry, offset+len
+ * beyond the chunk, a geometry or first base not that of the existing
+ * chunk, a base of another chunk size), -ESTALE (another version of the
+ * chunk or of a base held here), -EIO (a corrupt chunk header, a CRC
+ * mismatch in a base extent copied), or the -errno of a failed syscall
+ * (-ENOSPC ...).  buf stays the caller's.
  */
-int chunkstore_write(struct chunkstore *cs, uint64_t id, uint32_t version, uint64_t chunk_size,
-		     uint64_t offset, const void *buf, size_t len, uint64_t *alloc);
+int chunkstore_write(struct chunkstore *cs, uint64_t id, uint32_t version, const struct chunkstore_geom *g,
+		     uint64_t offset, const void *buf, size_t len, struct chunkstore_alloc *alloc);
 
 /*
- * Reads len bytes at offset of chunk id into buf; holes read as zeros.
- * Returns 0, or -ENOENT (no such chunk), -ESTALE (another version), -EINVAL
- * (offset+len beyond the chunk), -EIO (a CRC mismatch in a block touched; it
- * is logged with the chunk and block; buf then holds garbage), -errno.
+ * Reads len bytes at offset of chunk id into buf, resolving a delta's
+ * INHERIT extents through chain (its bases, nearest first; nchain 0 for a
+ * plain chunk).  A chunk not held here reads as its chain when nchain > 0.
+ * Returns 0, or -ENOENT (no such chunk and no chain), -ESTALE (another
+ * version, here or of a base), -EINVAL (offset+len beyond the chunk, a chain
+ * that is not the chunk's), -EIO (a CRC mismatch in a block touched, here or
+ * in a base; it is logged with the chunk and block; buf then holds
+ * garbage), -errno.
  */
-int chunkstore_read(struct chunkstore *cs, uint64_t id, uint32_t version, uint64_t offset, void *buf,
-		    size_t len);
+int chunkstore_read(struct chunkstore *cs, uint64_t id, uint32_t version, const struct chunkstore_base *chain,
+		    uint32_t nchain, uint64_t offset, void *buf, size_t len);
 
 /*
- * Makes [offset, offset+len) of chunk id read as zeros: whole blocks become
- * holes again (their space is returned), partial blocks are zeroed and get a
- * new CRC.  Creates the chunk like a write when it does not exist.  Returns
- * 0 and the allocated bytes in *alloc (may be NULL), or the errors of
- * chunkstore_write.
+ * Makes [offset, offset+len) of chunk id read as zeros.  Plain chunk: whole
+ * blocks become holes again (their space is returned), partial blocks are
+ * zeroed and get a new CRC.  Delta: whole extents become ZERO (hiding the
+ * chain; their space is returned), partial ones are a copy-on-write of
+ * zeros.  Creates the chunk like a write when it does not exist.  Returns 0
+ * and the space in *alloc (may be NULL), or the errors of chunkstore_write.
  */
-int chunkstore_punch(struct chunkstore *cs, uint64_t id, uint32_t version, uint64_t chunk_size,
-		     uint64_t offset, uint64_t len, uint64_t *alloc);
+int chunkstore_punch(struct chunkstore *cs, uint64_t id, uint32_t version, const struct chunkstore_geom *g,
+		     uint64_t offset, uint64_t len, struct chunkstore_alloc *alloc);
 
 /* Makes chunk id durable (fdatasync; the directory too after a creation).
  * Returns 0, -ENOENT, -ESTALE, -EIO or -errno.  Blocks for the sync: see
@@ -123,14 +187,23 @@ void chunkstore_sync_finish(struct chunkstore *cs, const struct chunkstore_sync_
 /*
  * Finds the first data (or hole) at or after offset, at block granularity:
  * *found is false when the rest of the chunk has none; else *out is the
- * offset within the chunk (offset itself when its block qualifies).
- * Returns 0, -ENOENT, -ESTALE, -EINVAL (offset beyond the chunk, bad whence).
+ * offset within the chunk (offset itself when its block qualifies).  In a
+ * delta, OWN extents are data, ZERO ones holes, and INHERIT ones show the
+ * chain's data and holes (a written block of the base, recursively), at the
+ * granularity of the extent or base block; a chunk not held here with a
+ * chain shows its chain.  Returns 0, -ENOENT, -ESTALE, -EINVAL (offset
+ * beyond the chunk, bad whence, a chain that is not the chunk's), -EIO.
  */
-int chunkstore_seek(struct chunkstore *cs, uint64_t id, uint32_t version, uint64_t offset,
-		    int whence, bool *found, uint64_t *out);
+int chunkstore_seek(struct chunkstore *cs, uint64_t id, uint32_t version, const struct chunkstore_base *chain,
+		    uint32_t nchain, uint64_t offset, int whence, bool *found, uint64_t *out);
 
-/* Version, allocated bytes and chunk size of chunk id: 0, -ENOENT, -EIO, -errno. */
+/* Version, space and geometry of chunk id: 0, -ENOENT, -EIO, -errno.  A
+ * delta's inherited data is counted along the chain its last operation
+ * named (or, before any, the chain its held bases' headers describe). */
 int chunkstore_stat(struct chunkstore *cs, uint64_t id, struct chunkstore_stat *st);
+
+/* The store's counters (valid until chunkstore_close). */
+const struct chunkstore_counters *chunkstore_counters(const struct chunkstore *cs);
 
 /* Removes chunk id (whatever its version or state): 0, -ENOENT, -errno. */
 int chunkstore_delete(struct chunkstore *cs, uint64_t id);
@@ -146,7 +219,9 @@ int chunkstore_space(struct chunkstore *cs, struct chunkstore_space *sp);
  * 0, -ENOENT (not indexed), -ENAMETOOLONG. */
 int chunkstore_path(const struct chunkstore *cs, uint64_t id, char *path, size_t cap);
 
-/* Offset of block data in a chunk file of that chunk size (the format's data_off). */
+/* Offset of block data in a plain chunk file of that chunk size (the
+ * format's data_off), and in a delta chunk file with that extent. */
 uint64_t chunkstore_data_off(uint64_t chunk_size);
+uint64_t chunkstore_delta_data_off(uint64_t chunk_size, uint32_t extent);
 
 #endif

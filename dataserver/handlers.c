@@ -10,6 +10,9 @@
  * DS_SYNC's fdatasync runs on a worker thread (workers.c) while the
  * replicas sync, so a disk flush never stalls the loop.
  *
+ * The counters of ds.stats are a few additions per request; the file is
+ * rewritten from a one-second timer only when they changed.
+ *
  * A forwarded operation (struct fwd_op) is reference counted: one reference
  * until it has replied, one per call in flight.  rpc callbacks may run inside
  * peerpool_drop()/peerpool_free(), so every path that can trigger them holds
@@ -28,6 +31,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+_Static_assert(CHUNKSTORE_CHAIN_MAX == VDIFS_DEPTH_MAX - 1, "a delta has at most VDIFS_DEPTH_MAX - 1 bases");
+
+#define STATS_INTERVAL_MS 1000
+
+/* Everything the stats file holds, to tell whether it changed. */
+struct stats_snap {
+	struct handlers_stats h;
+	struct chunkstore_counters cs;
+};
 
 struct handlers {
 	struct handlers_config cfg;
@@ -36,6 +50,17 @@ struct handlers {
 	void (*on_delete)(void *arg, uint64_t chunk_id);
 	void *on_delete_arg;
 	uint8_t *rbuf; /* DS_READ buffer, VDIFS_DATA_MAX bytes once used */
+	struct handlers_stats stats;
+	char *stats_path;          /* NULL: no stats file */
+	struct event *stats_timer; /* persistent, STATS_INTERVAL_MS */
+	struct stats_snap written; /* as last written */
+	bool stats_ever;           /* written at least once */
+};
+
+/* A request's chain of bases, decoded. */
+struct req_chain {
+	uint32_t n;
+	struct chunkstore_base b[CHUNKSTORE_CHAIN_MAX];
 };
 
 /* A replica to forward to, as decoded from a request's fwd records. */
@@ -244,6 +269,62 @@ static int parse_fwd(uint32_t nfwd, struct vbytes blob, struct fwd_dest *out)
 	return wreader_finish(&r);
 }
 
+/* Decodes nbase base_ref records: 0, or -EBADMSG (more than
+ * CHUNKSTORE_CHAIN_MAX, or a blob that is not exactly nbase records). */
+static int parse_bases(uint32_t nbase, struct vbytes blob, struct req_chain *out)
+{
+	struct wreader r;
+	if (nbase > CHUNKSTORE_CHAIN_MAX)
+		return -EBADMSG;
+	wreader_init(&r, blob.p, blob.len);
+	for (uint32_t i = 0; i < nbase; i++) {
+		struct msg_base_ref m;
+		msg_base_ref_get(&r, &m);
+		if (r.err)
+			return -EBADMSG;
+		out->b[i] = (struct chunkstore_base){.id = m.chunk_id, .version = m.version};
+	}
+	out->n = nbase;
+	return wreader_finish(&r);
+}
+
+/* What is wrong with a well-encoded chain for chunk id (NULL: nothing). */
+static const char *chain_problem(uint64_t id, const struct req_chain *ch)
+{
+	for (uint32_t k = 0; k < ch->n; k++) {
+		if (ch->b[k].id == 0)
+			return "base chunk id 0";
+		if (ch->b[k].id == id)
+			return "the chunk is its own base";
+		for (uint32_t j = 0; j < k; j++)
+			if (ch->b[j].id == ch->b[k].id)
+				return "a base named twice";
+	}
+	return NULL;
+}
+
+/* What is wrong with the geometry of a write or punch (NULL: nothing). */
+static const char *geom_problem(uint64_t id, uint64_t chunk_size, uint32_t extent, const struct req_chain *ch)
+{
+	if (extent == 0)
+		return ch->n == 0 ? NULL : "bases without an extent";
+	if (extent < CHUNKSTORE_EXTENT_MIN || extent > CHUNKSTORE_EXTENT_MAX || (extent & (extent - 1)) != 0)
+		return "extent not a power of two in [4 KiB, 1 MiB]";
+	if (chunk_size == 0 || chunk_size % extent != 0)
+		return "extent does not divide the chunk size";
+	if (ch->n == 0)
+		return "an extent without bases";
+	return chain_problem(id, ch);
+}
+
+/* Refuses a request whose delta fields make no sense: EINVAL, logged. */
+static void reject_geom(const struct rpc_request *req, uint64_t id, uint32_t extent, uint32_t nbase, const char *why)
+{
+	log_warn("%s: %s of chunk %016" PRIx64 " refused: %s (extent %" PRIu32 ", %" PRIu32 " bases)",
+		 rpc_conn_peer(req->conn), proto_msg_name(req->type), id, why, extent, nbase);
+	rpc_reply_error(req, -EINVAL, "chunk %016" PRIx64 ": %s", id, why);
+}
+
 /* Answers now when there is nothing to forward, else forwards head (+ a copy
  * of data) and answers when the replicas have.  reply is consumed. */
 static void reply_or_forward(struct handlers *h, const struct rpc_request *req, struct wbuf *reply,
@@ -285,9 +366,11 @@ static void reply_chunk_error(struct handlers *h, const struct rpc_request *req,
 			      uint32_t version)
 {
 	struct chunkstore_stat st;
-	if (rc == -ESTALE && chunkstore_stat(h->cfg.store, id, &st) == 0)
+	if (rc == -ESTALE && chunkstore_stat(h->cfg.store, id, &st) == 0 && st.version != version)
 		rpc_reply_error(req, rc, "chunk %016" PRIx64 ": version %" PRIu32 " asked, this replica has %" PRIu32,
 				id, version, st.version);
+	else if (rc == -ESTALE)
+		rpc_reply_error(req, rc, "chunk %016" PRIx64 ": a base chunk here has another version than asked", id);
 	else
 		rpc_reply_error(req, rc, "chunk %016" PRIx64 ": %s", id, strerror(-rc));
 }
@@ -304,21 +387,36 @@ static void handle_write(struct handlers *h, const struct rpc_request *req)
 {
 	struct msg_ds_write_req m;
 	struct fwd_dest dests[VDIFS_MAX_REPLICAS];
-	uint64_t alloc = 0;
-	if (msg_ds_write_req_decode(req->payload, req->len, &m) < 0 || parse_fwd(m.nfwd, m.fwd, dests) < 0) {
+	struct req_chain ch;
+	struct chunkstore_alloc alloc = {0, 0};
+	if (msg_ds_write_req_decode(req->payload, req->len, &m) < 0 || parse_fwd(m.nfwd, m.fwd, dests) < 0 ||
+	    parse_bases(m.nbase, m.bases, &ch) < 0) {
 		reject_malformed(req);
 		return;
 	}
+	if (rpc_conn_role(req->conn) == VDIFS_ROLE_DS) {
+		h->stats.write_fwd_reqs++;
+		h->stats.write_fwd_bytes += m.data.len;
+	} else {
+		h->stats.write_client_reqs++;
+		h->stats.write_client_bytes += m.data.len;
+	}
+	const char *why = geom_problem(m.chunk_id, m.chunk_size, m.extent, &ch);
+	if (why) {
+		reject_geom(req, m.chunk_id, m.extent, m.nbase, why);
+		return;
+	}
+	struct chunkstore_geom g = {.chunk_size = m.chunk_size, .extent = m.extent, .nbase = ch.n, .base = ch.b};
 	if (m.nfwd == 0) {
-		int rc = chunkstore_write(h->cfg.store, m.chunk_id, m.version, m.chunk_size, m.offset, m.data.p,
-					  m.data.len, &alloc);
+		int rc = chunkstore_write(h->cfg.store, m.chunk_id, m.version, &g, m.offset, m.data.p, m.data.len,
+					  &alloc);
 		if (rc < 0) {
 			reply_chunk_error(h, req, rc, m.chunk_id, m.version);
 			return;
 		}
 		struct wbuf reply;
 		wbuf_init(&reply);
-		msg_ds_io_rep_put(&reply, &(struct msg_ds_io_rep){.alloc = alloc});
+		msg_ds_io_rep_put(&reply, &(struct msg_ds_io_rep){.alloc = alloc.bytes, .own = alloc.own});
 		rpc_reply(req, &reply);
 		wbuf_free(&reply);
 		return;
@@ -344,15 +442,14 @@ static void handle_write(struct handlers *h, const struct rpc_request *req)
 	op->waiting = 1; /* the local write */
 	op->refs++;      /* ours until the local write is counted */
 	fwd_start(op, dests, m.nfwd);
-	int rc = chunkstore_write(h->cfg.store, m.chunk_id, m.version, m.chunk_size, m.offset, op->data, op->dlen,
-				  &alloc);
+	int rc = chunkstore_write(h->cfg.store, m.chunk_id, m.version, &g, m.offset, op->data, op->dlen, &alloc);
 	op->waiting--;
 	if (rc < 0) {
 		/* A local failure outranks a replica's: report ours. */
 		op->status = rc;
 		snprintf(op->msg, sizeof(op->msg), "chunk %016" PRIx64 ": %s", m.chunk_id, strerror(-rc));
 	} else {
-		msg_ds_io_rep_put(&op->reply, &(struct msg_ds_io_rep){.alloc = alloc});
+		msg_ds_io_rep_put(&op->reply, &(struct msg_ds_io_rep){.alloc = alloc.bytes, .own = alloc.own});
 	}
 	op_finish_if_done(op);
 	op_put(op);
@@ -361,9 +458,17 @@ static void handle_write(struct handlers *h, const struct rpc_request *req)
 static void handle_read(struct handlers *h, const struct rpc_request *req)
 {
 	struct msg_ds_read_req m;
+	struct req_chain ch;
 	struct wbuf head;
-	if (msg_ds_read_req_decode(req->payload, req->len, &m) < 0) {
+	if (msg_ds_read_req_decode(req->payload, req->len, &m) < 0 || parse_bases(m.nbase, m.bases, &ch) < 0) {
 		reject_malformed(req);
+		return;
+	}
+	h->stats.read_reqs++;
+	h->stats.read_bytes += m.length;
+	const char *why = chain_problem(m.chunk_id, &ch);
+	if (why) {
+		reject_geom(req, m.chunk_id, 0, m.nbase, why);
 		return;
 	}
 	if (m.length > VDIFS_DATA_MAX) {
@@ -375,7 +480,7 @@ static void handle_read(struct handlers *h, const struct rpc_request *req)
 		rpc_reply_error(req, -ENOMEM, "out of memory");
 		return;
 	}
-	int rc = chunkstore_read(h->cfg.store, m.chunk_id, m.version, m.offset, h->rbuf, m.length);
+	int rc = chunkstore_read(h->cfg.store, m.chunk_id, m.version, ch.b, ch.n, m.offset, h->rbuf, m.length);
 	if (rc < 0) {
 		reply_chunk_error(h, req, rc, m.chunk_id, m.version);
 		return;
@@ -390,21 +495,28 @@ static void handle_punch(struct handlers *h, const struct rpc_request *req)
 {
 	struct msg_ds_punch_req m;
 	struct fwd_dest dests[VDIFS_MAX_REPLICAS];
+	struct req_chain ch;
 	struct wbuf reply, head;
-	uint64_t alloc = 0;
-	if (msg_ds_punch_req_decode(req->payload, req->len, &m) < 0 || parse_fwd(m.nfwd, m.fwd, dests) < 0) {
+	struct chunkstore_alloc alloc = {0, 0};
+	if (msg_ds_punch_req_decode(req->payload, req->len, &m) < 0 || parse_fwd(m.nfwd, m.fwd, dests) < 0 ||
+	    parse_bases(m.nbase, m.bases, &ch) < 0) {
 		reject_malformed(req);
 		return;
 	}
-	int rc = chunkstore_punch(h->cfg.store, m.chunk_id, m.version, m.chunk_size, m.offset, m.length,
-				  &alloc);
+	const char *why = geom_problem(m.chunk_id, m.chunk_size, m.extent, &ch);
+	if (why) {
+		reject_geom(req, m.chunk_id, m.extent, m.nbase, why);
+		return;
+	}
+	struct chunkstore_geom g = {.chunk_size = m.chunk_size, .extent = m.extent, .nbase = ch.n, .base = ch.b};
+	int rc = chunkstore_punch(h->cfg.store, m.chunk_id, m.version, &g, m.offset, m.length, &alloc);
 	if (rc < 0) {
 		reply_chunk_error(h, req, rc, m.chunk_id, m.version);
 		return;
 	}
 	wbuf_init(&reply);
 	wbuf_init(&head);
-	msg_ds_io_rep_put(&reply, &(struct msg_ds_io_rep){.alloc = alloc});
+	msg_ds_io_rep_put(&reply, &(struct msg_ds_io_rep){.alloc = alloc.bytes, .own = alloc.own});
 	if (m.nfwd) {
 		struct msg_ds_punch_req f = m;
 		f.nfwd = 0;
@@ -475,16 +587,22 @@ static void handle_sync(struct handlers *h, const struct rpc_request *req)
 static void handle_seek(struct handlers *h, const struct rpc_request *req)
 {
 	struct msg_ds_seek_req m;
+	struct req_chain ch;
 	bool found = false;
 	uint64_t off = 0;
-	if (msg_ds_seek_req_decode(req->payload, req->len, &m) < 0) {
+	if (msg_ds_seek_req_decode(req->payload, req->len, &m) < 0 || parse_bases(m.nbase, m.bases, &ch) < 0) {
 		reject_malformed(req);
+		return;
+	}
+	const char *why = chain_problem(m.chunk_id, &ch);
+	if (why) {
+		reject_geom(req, m.chunk_id, 0, m.nbase, why);
 		return;
 	}
 	int whence = m.whence == VDIFS_SEEK_DATA   ? CHUNKSTORE_SEEK_DATA
 		     : m.whence == VDIFS_SEEK_HOLE ? CHUNKSTORE_SEEK_HOLE
 						   : -1;
-	int rc = chunkstore_seek(h->cfg.store, m.chunk_id, m.version, m.offset, whence, &found, &off);
+	int rc = chunkstore_seek(h->cfg.store, m.chunk_id, m.version, ch.b, ch.n, m.offset, whence, &found, &off);
 	if (rc < 0) {
 		reply_chunk_error(h, req, rc, m.chunk_id, m.version);
 		return;
@@ -536,6 +654,68 @@ static void handle_delete(struct handlers *h, const struct rpc_request *req)
 	rpc_reply(req, NULL);
 }
 
+/* ---- stats file --------------------------------------------------------------------- */
+
+static void stats_snap(const struct handlers *h, struct stats_snap *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->h = h->stats;
+	s->cs = *chunkstore_counters(h->cfg.store);
+}
+
+const struct handlers_stats *handlers_stats(const struct handlers *h) { return &h->stats; }
+
+int handlers_write_stats(struct handlers *h)
+{
+	char tmp[4200], text[1024];
+	struct stats_snap s;
+	if (!h->stats_path)
+		return -ENOENT;
+	stats_snap(h, &s);
+	int len = snprintf(text, sizeof(text),
+			   "write_client_reqs %" PRIu64 "\nwrite_client_bytes %" PRIu64 "\n"
+			   "write_fwd_reqs %" PRIu64 "\nwrite_fwd_bytes %" PRIu64 "\n"
+			   "read_reqs %" PRIu64 "\nread_bytes %" PRIu64 "\n"
+			   "deltas_created %" PRIu64 "\ncow_extents %" PRIu64 "\ncow_bytes %" PRIu64 "\n"
+			   "chain_read_bytes %" PRIu64 "\n",
+			   s.h.write_client_reqs, s.h.write_client_bytes, s.h.write_fwd_reqs, s.h.write_fwd_bytes,
+			   s.h.read_reqs, s.h.read_bytes, s.cs.deltas_created, s.cs.cow_extents, s.cs.cow_bytes,
+			   s.cs.chain_read_bytes);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", h->stats_path);
+	FILE *f = fopen(tmp, "we");
+	int rc = 0;
+	if (!f) {
+		rc = -errno;
+	} else {
+		if (fwrite(text, 1, (size_t)len, f) != (size_t)len)
+			rc = -EIO;
+		if (fclose(f) != 0 && rc == 0)
+			rc = -errno;
+		if (rc == 0 && rename(tmp, h->stats_path) < 0)
+			rc = -errno;
+		if (rc < 0)
+			unlink(tmp);
+	}
+	if (rc < 0) {
+		log_warn("%s: %s", h->stats_path, strerror(-rc));
+		return rc;
+	}
+	h->written = s;
+	h->stats_ever = true;
+	return 0;
+}
+
+static void stats_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct handlers *h = arg;
+	struct stats_snap s;
+	stats_snap(h, &s);
+	if (!h->stats_ever || memcmp(&s, &h->written, sizeof(s)) != 0)
+		handlers_write_stats(h);
+}
+
 void handlers_dispatch(void *arg, const struct rpc_request *req)
 {
 	struct handlers *h = arg;
@@ -570,7 +750,17 @@ struct handlers *handlers_new(const struct handlers_config *cfg)
 	};
 	h->peers = peerpool_new(&pc);
 	h->workers = workers_start(cfg->base, cfg->sync_threads ? cfg->sync_threads : HANDLERS_SYNC_THREADS_DEFAULT);
-	if (!h->peers || !h->workers) {
+	bool stats_ok = true;
+	if (cfg->stats_path) {
+		struct timeval tv = {.tv_sec = STATS_INTERVAL_MS / 1000, .tv_usec = (STATS_INTERVAL_MS % 1000) * 1000};
+		h->stats_path = strdup(cfg->stats_path);
+		h->stats_timer = event_new(cfg->base, -1, EV_PERSIST, stats_timer_cb, h);
+		stats_ok = h->stats_path && h->stats_timer && evtimer_add(h->stats_timer, &tv) == 0;
+	}
+	h->cfg.stats_path = NULL; /* the copy is h->stats_path */
+	if (!h->peers || !h->workers || !stats_ok) {
+		free(h->stats_path); /* nothing to report */
+		h->stats_path = NULL;
 		handlers_free(h);
 		return NULL;
 	}
@@ -589,6 +779,11 @@ void handlers_free(struct handlers *h)
 		return;
 	workers_stop(h->workers); /* local syncs finish and reply first */
 	peerpool_free(h->peers);
+	if (h->stats_timer)
+		event_free(h->stats_timer);
+	if (h->stats_path)
+		handlers_write_stats(h);
+	free(h->stats_path);
 	free(h->rbuf);
 	free(h);
 }

@@ -5,6 +5,12 @@
  * request names, and answered once every replica has answered (or one has
  * failed or timed out: the reply then names that replica).
  *
+ * Requests on delta chunks carry the chunk's extent and chain of bases; they
+ * are checked here (bounds and well-formedness) and resolved by the
+ * chunkstore.  The server counts what it receives and writes the counters to
+ * a stats file (handlers_config.stats_path) once a second when they changed,
+ * and when freed.
+ *
  * Runs on the server's event loop thread, like the chunkstore it uses; only
  * the fdatasync of DS_SYNC runs on a few worker threads (workers.h), on a
  * duplicate of the chunk's file descriptor, so the loop never waits for a
@@ -32,6 +38,19 @@ struct handlers_config {
 	uint32_t max_payload;        /* bound on replies from other data servers */
 	uint32_t fwd_timeout_ms;     /* a replica silent this long fails the operation (0: default) */
 	unsigned sync_threads;       /* threads running DS_SYNC's fdatasync (0: default) */
+	const char *stats_path;      /* counters written here ("key value" lines); NULL: none (copied) */
+};
+
+/* Counters of requests received (those of the chunkstore are added to the
+ * stats file too).  A forwarded copy is one that came from another data
+ * server (a connection with role VDIFS_ROLE_DS). */
+struct handlers_stats {
+	uint64_t write_client_reqs;  /* DS_WRITE from clients */
+	uint64_t write_client_bytes; /* their payload bytes */
+	uint64_t write_fwd_reqs;     /* DS_WRITE forwarded by a primary */
+	uint64_t write_fwd_bytes;
+	uint64_t read_reqs;          /* DS_READ */
+	uint64_t read_bytes;         /* bytes asked */
 };
 
 /* Handler state; NULL on ENOMEM. */
@@ -40,8 +59,14 @@ struct handlers *handlers_new(const struct handlers_config *cfg);
  * the deletion to the MDS); fn NULL removes it. */
 void handlers_on_delete(struct handlers *h, void (*fn)(void *arg, uint64_t chunk_id), void *arg);
 /* Closes the connections to other data servers: forwards still in flight
- * complete with an error reply first.  NULL is a no-op. */
+ * complete with an error reply first; writes the stats file a last time.
+ * NULL is a no-op. */
 void handlers_free(struct handlers *h);
+/* The counters so far. */
+const struct handlers_stats *handlers_stats(const struct handlers *h);
+/* Writes the stats file now (temporary file and rename, no sync): 0,
+ * -ENOENT when there is no stats_path, or -errno (logged). */
+int handlers_write_stats(struct handlers *h);
 /* The rpc_handler_fn (arg: the struct handlers).  Answers every request
  * exactly once, now or when its forwards complete; malformed requests are
  * rejected (error reply and connection closed), unknown types get

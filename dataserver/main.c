@@ -1,7 +1,8 @@
 /*
  * vdifs-ds: the data server daemon.  Parses the configuration, opens the
  * chunk store, serves chunk I/O on one libevent loop (handlers.c), keeps the
- * MDS informed (mdslink.c) and exits cleanly on SIGTERM/SIGINT.  Disk I/O
+ * MDS informed (mdslink.c), keeps DIR/ds.stats current (handlers.c) and
+ * exits cleanly on SIGTERM/SIGINT.  Disk I/O
  * runs on the loop thread: chunk files are cached open and nothing is synced
  * except on DS_SYNC (whose fdatasync runs on worker threads), so a request
  * costs a few page-cache syscalls.
@@ -29,6 +30,7 @@
 
 #define PROG "vdifs-ds"
 #define PEERS_GUESS 64 /* other data servers we forward to, for the fd budget */
+#define DS_STATS_FILE "ds.stats" /* counters, in the first data directory (docs/ARCHITECTURE.md) */
 
 struct ds_opts {
 	char *listen;
@@ -197,7 +199,9 @@ int main(int argc, char **argv)
 	if (!base)
 		daemon_die("event loop: cannot create");
 
-	char name[300];
+	char name[300], stats_path[4200];
+	if (snprintf(stats_path, sizeof(stats_path), "%s/%s", dirs[0], DS_STATS_FILE) >= (int)sizeof(stats_path))
+		daemon_die("%s: path too long", dirs[0]);
 	struct handlers_config hcfg = {
 		.base = base,
 		.store = store,
@@ -205,6 +209,7 @@ int main(int argc, char **argv)
 		.name = name,
 		.max_payload = (uint32_t)o.max_payload,
 		.fwd_timeout_ms = o.fwd_timeout_ms,
+		.stats_path = stats_path,
 	};
 	struct rpc_server_config rcfg = {
 		.name = "ds",

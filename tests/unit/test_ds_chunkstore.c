@@ -31,6 +31,47 @@ struct fixture {
 	struct chunkstore *cs;
 };
 
+/* The plain-chunk operations (extent 0, no bases) with the arguments they
+ * had before delta chunks; a plain chunk's space is all its own. */
+static int plain_write(struct chunkstore *cs, uint64_t id, uint32_t version, uint64_t chunk_size, uint64_t off,
+		       const void *buf, size_t len, uint64_t *alloc)
+{
+	struct chunkstore_geom g = {.chunk_size = chunk_size};
+	struct chunkstore_alloc a;
+	int rc = chunkstore_write(cs, id, version, &g, off, buf, len, &a);
+	if (rc == 0) {
+		assert_int_equal(a.bytes, a.own);
+		if (alloc)
+			*alloc = a.bytes;
+	}
+	return rc;
+}
+
+static int plain_punch(struct chunkstore *cs, uint64_t id, uint32_t version, uint64_t chunk_size, uint64_t off,
+		       uint64_t len, uint64_t *alloc)
+{
+	struct chunkstore_geom g = {.chunk_size = chunk_size};
+	struct chunkstore_alloc a;
+	int rc = chunkstore_punch(cs, id, version, &g, off, len, &a);
+	if (rc == 0) {
+		assert_int_equal(a.bytes, a.own);
+		if (alloc)
+			*alloc = a.bytes;
+	}
+	return rc;
+}
+
+static int plain_read(struct chunkstore *cs, uint64_t id, uint32_t version, uint64_t off, void *buf, size_t len)
+{
+	return chunkstore_read(cs, id, version, NULL, 0, off, buf, len);
+}
+
+static int plain_seek(struct chunkstore *cs, uint64_t id, uint32_t version, uint64_t off, int whence, bool *found,
+		      uint64_t *out)
+{
+	return chunkstore_seek(cs, id, version, NULL, 0, off, whence, found, out);
+}
+
 static int rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
 {
 	(void)sb;
@@ -124,12 +165,12 @@ static void test_roundtrip_aligned(void **state)
 	uint8_t *w = malloc(n), *r = malloc(n);
 	uint64_t alloc = 0;
 	fill(w, n, 1);
-	assert_int_equal(chunkstore_write(f->cs, 7, 1, 64 * MiB, 2 * MiB, w, n, &alloc), 0);
+	assert_int_equal(plain_write(f->cs, 7, 1, 64 * MiB, 2 * MiB, w, n, &alloc), 0);
 	assert_true(alloc >= n);
-	assert_int_equal(chunkstore_read(f->cs, 7, 1, 2 * MiB, r, n), 0);
+	assert_int_equal(plain_read(f->cs, 7, 1, 2 * MiB, r, n), 0);
 	assert_memory_equal(w, r, n);
 	/* One block alone, and a block-aligned middle part. */
-	assert_int_equal(chunkstore_read(f->cs, 7, 1, 2 * MiB + 3 * BS, r, BS), 0);
+	assert_int_equal(plain_read(f->cs, 7, 1, 2 * MiB + 3 * BS, r, BS), 0);
 	assert_memory_equal(w + 3 * BS, r, BS);
 	free(w);
 	free(r);
@@ -143,22 +184,22 @@ static void test_roundtrip_unaligned(void **state)
 	fill(w, n, 2);
 	fill(w2, 4096, 3);
 	/* Spans five blocks, starting and ending mid-block. */
-	assert_int_equal(chunkstore_write(f->cs, 9, 4, 8 * MiB, 60000, w, n, NULL), 0);
-	assert_int_equal(chunkstore_read(f->cs, 9, 4, 60000, r, n), 0);
+	assert_int_equal(plain_write(f->cs, 9, 4, 8 * MiB, 60000, w, n, NULL), 0);
+	assert_int_equal(plain_read(f->cs, 9, 4, 60000, r, n), 0);
 	assert_memory_equal(w, r, n);
 	/* A 4 KiB write inside a written block is merged with its neighbours. */
-	assert_int_equal(chunkstore_write(f->cs, 9, 4, 8 * MiB, 70001, w2, 4096, NULL), 0);
+	assert_int_equal(plain_write(f->cs, 9, 4, 8 * MiB, 70001, w2, 4096, NULL), 0);
 	memcpy(w + (70001 - 60000), w2, 4096);
-	assert_int_equal(chunkstore_read(f->cs, 9, 4, 60000, r, n), 0);
+	assert_int_equal(plain_read(f->cs, 9, 4, 60000, r, n), 0);
 	assert_memory_equal(w, r, n);
 	/* A read that starts in a hole and ends past the data. */
-	assert_int_equal(chunkstore_read(f->cs, 9, 4, 1000, r, n + BS), 0);
+	assert_int_equal(plain_read(f->cs, 9, 4, 1000, r, n + BS), 0);
 	assert_true(all_zero(r, 59000));
 	assert_memory_equal(r + 59000, w, n);
 	assert_true(all_zero(r + 59000 + n, BS - 59000));
 	/* Odd sizes and single bytes. */
-	assert_int_equal(chunkstore_write(f->cs, 9, 4, 8 * MiB, 8 * MiB - 1, "z", 1, NULL), 0);
-	assert_int_equal(chunkstore_read(f->cs, 9, 4, 8 * MiB - 3, r, 3), 0);
+	assert_int_equal(plain_write(f->cs, 9, 4, 8 * MiB, 8 * MiB - 1, "z", 1, NULL), 0);
+	assert_int_equal(plain_read(f->cs, 9, 4, 8 * MiB - 3, r, 3), 0);
 	assert_memory_equal(r, "\0\0z", 3);
 	free(w);
 	free(r);
@@ -171,15 +212,15 @@ static void test_sparse(void **state)
 	uint8_t w[4096], *r = malloc(MiB);
 	uint64_t alloc = 0;
 	fill(w, sizeof(w), 4);
-	assert_int_equal(chunkstore_write(f->cs, 11, 1, 64 * MiB, 10 * MiB + 8192, w, 4096, &alloc), 0);
+	assert_int_equal(plain_write(f->cs, 11, 1, 64 * MiB, 10 * MiB + 8192, w, 4096, &alloc), 0);
 	/* Only the written page (plus header and table) uses disk. */
 	assert_true(alloc >= 4096 && alloc <= 16384);
 	assert_true(file_blocks(f, 11) <= chunkstore_data_off(64 * MiB) + 16384);
-	assert_int_equal(chunkstore_read(f->cs, 11, 1, 10 * MiB, r, MiB), 0);
+	assert_int_equal(plain_read(f->cs, 11, 1, 10 * MiB, r, MiB), 0);
 	assert_true(all_zero(r, 8192));
 	assert_memory_equal(r + 8192, w, 4096);
 	assert_true(all_zero(r + 12288, MiB - 12288));
-	assert_int_equal(chunkstore_read(f->cs, 11, 1, 40 * MiB, r, MiB), 0);
+	assert_int_equal(plain_read(f->cs, 11, 1, 40 * MiB, r, MiB), 0);
 	assert_true(all_zero(r, MiB));
 	struct chunkstore_stat st;
 	assert_int_equal(chunkstore_stat(f->cs, 11, &st), 0);
@@ -195,32 +236,32 @@ static void test_crc_mismatch(void **state)
 	uint8_t w[3 * BS], r[3 * BS];
 	uint64_t off = chunkstore_data_off(4 * MiB);
 	fill(w, sizeof(w), 5);
-	assert_int_equal(chunkstore_write(f->cs, 13, 2, 4 * MiB, 0, w, sizeof(w), NULL), 0);
+	assert_int_equal(plain_write(f->cs, 13, 2, 4 * MiB, 0, w, sizeof(w), NULL), 0);
 	flip_byte(f, 13, off + BS + 777);
 	/* Any read touching block 1 fails; blocks 0 and 2 still read. */
-	assert_int_equal(chunkstore_read(f->cs, 13, 2, 0, r, sizeof(r)), -EIO);
-	assert_int_equal(chunkstore_read(f->cs, 13, 2, BS + 4096, r, 10), -EIO);
-	assert_int_equal(chunkstore_read(f->cs, 13, 2, 0, r, BS), 0);
+	assert_int_equal(plain_read(f->cs, 13, 2, 0, r, sizeof(r)), -EIO);
+	assert_int_equal(plain_read(f->cs, 13, 2, BS + 4096, r, 10), -EIO);
+	assert_int_equal(plain_read(f->cs, 13, 2, 0, r, BS), 0);
 	assert_memory_equal(r, w, BS);
-	assert_int_equal(chunkstore_read(f->cs, 13, 2, 2 * BS, r, BS), 0);
+	assert_int_equal(plain_read(f->cs, 13, 2, 2 * BS, r, BS), 0);
 	assert_memory_equal(r, w + 2 * BS, BS);
 	/* After a reopen too (the table comes from disk). */
 	reopen(f, 1, 0);
-	assert_int_equal(chunkstore_read(f->cs, 13, 2, BS + 700, r, 100), -EIO);
+	assert_int_equal(plain_read(f->cs, 13, 2, BS + 700, r, 100), -EIO);
 	/* A partial write or punch does not read the whole block, so it is not
 	 * refused, but the block stays corrupt (test_partial_write_keeps_corruption);
 	 * a whole-block write repairs it. */
-	assert_int_equal(chunkstore_write(f->cs, 13, 2, 4 * MiB, BS + 10, w, 10, NULL), 0);
-	assert_int_equal(chunkstore_read(f->cs, 13, 2, BS + 700, r, 100), -EIO);
-	assert_int_equal(chunkstore_punch(f->cs, 13, 2, 4 * MiB, BS + 10, 10, NULL), 0);
-	assert_int_equal(chunkstore_read(f->cs, 13, 2, BS, r, 10), -EIO);
-	assert_int_equal(chunkstore_write(f->cs, 13, 2, 4 * MiB, BS, w + BS, BS, NULL), 0);
-	assert_int_equal(chunkstore_read(f->cs, 13, 2, 0, r, sizeof(r)), 0);
+	assert_int_equal(plain_write(f->cs, 13, 2, 4 * MiB, BS + 10, w, 10, NULL), 0);
+	assert_int_equal(plain_read(f->cs, 13, 2, BS + 700, r, 100), -EIO);
+	assert_int_equal(plain_punch(f->cs, 13, 2, 4 * MiB, BS + 10, 10, NULL), 0);
+	assert_int_equal(plain_read(f->cs, 13, 2, BS, r, 10), -EIO);
+	assert_int_equal(plain_write(f->cs, 13, 2, 4 * MiB, BS, w + BS, BS, NULL), 0);
+	assert_int_equal(plain_read(f->cs, 13, 2, 0, r, sizeof(r)), 0);
 	assert_memory_equal(r, w, sizeof(r));
 	/* A corrupt table entry is caught the same way. */
 	flip_byte(f, 13, CHUNKSTORE_HDR_SIZE + 2 * 8 + 1);
 	reopen(f, 1, 0);
-	assert_int_equal(chunkstore_read(f->cs, 13, 2, 2 * BS, r, 1), -EIO);
+	assert_int_equal(plain_read(f->cs, 13, 2, 2 * BS, r, 1), -EIO);
 }
 
 /* A partial write updates the block's CRC from the bytes it replaces only:
@@ -235,25 +276,25 @@ static void test_partial_write_keeps_corruption(void **state)
 	uint64_t off = chunkstore_data_off(4 * MiB);
 	fill(w, sizeof(w), 21);
 	fill(p, sizeof(p), 22);
-	assert_int_equal(chunkstore_write(f->cs, 14, 1, 4 * MiB, 0, w, sizeof(w), NULL), 0);
+	assert_int_equal(plain_write(f->cs, 14, 1, 4 * MiB, 0, w, sizeof(w), NULL), 0);
 
 	/* A flipped byte at the end of block 1, a 4 KiB write at its start. */
 	flip_byte(f, 14, off + 2 * BS - 3);
-	assert_int_equal(chunkstore_write(f->cs, 14, 1, 4 * MiB, BS, p, sizeof(p), NULL), 0);
-	assert_int_equal(chunkstore_read(f->cs, 14, 1, BS, r, 4096), -EIO);
-	assert_int_equal(chunkstore_read(f->cs, 14, 1, BS + 8192, r, 10), -EIO);
+	assert_int_equal(plain_write(f->cs, 14, 1, 4 * MiB, BS, p, sizeof(p), NULL), 0);
+	assert_int_equal(plain_read(f->cs, 14, 1, BS, r, 4096), -EIO);
+	assert_int_equal(plain_read(f->cs, 14, 1, BS + 8192, r, 10), -EIO);
 	/* More partial writes and a partial punch do not wash it out... */
 	for (int i = 0; i < 8; i++)
-		assert_int_equal(chunkstore_write(f->cs, 14, 1, 4 * MiB, BS + 4096 * (uint64_t)i + 100, p, 333, NULL), 0);
-	assert_int_equal(chunkstore_punch(f->cs, 14, 1, 4 * MiB, BS + 40000, 5000, NULL), 0);
-	assert_int_equal(chunkstore_read(f->cs, 14, 1, BS, r, BS), -EIO);
+		assert_int_equal(plain_write(f->cs, 14, 1, 4 * MiB, BS + 4096 * (uint64_t)i + 100, p, 333, NULL), 0);
+	assert_int_equal(plain_punch(f->cs, 14, 1, 4 * MiB, BS + 40000, 5000, NULL), 0);
+	assert_int_equal(plain_read(f->cs, 14, 1, BS, r, BS), -EIO);
 	/* ...nor does a reopen (the CRC comes from the table on disk). */
 	reopen(f, 1, 0);
-	assert_int_equal(chunkstore_read(f->cs, 14, 1, BS, r, 1), -EIO);
+	assert_int_equal(plain_read(f->cs, 14, 1, BS, r, 1), -EIO);
 	/* Blocks 0 and 2 are untouched and fine. */
-	assert_int_equal(chunkstore_read(f->cs, 14, 1, 0, r, BS), 0);
+	assert_int_equal(plain_read(f->cs, 14, 1, 0, r, BS), 0);
 	assert_memory_equal(r, w, BS);
-	assert_int_equal(chunkstore_read(f->cs, 14, 1, 2 * BS, r, BS), 0);
+	assert_int_equal(plain_read(f->cs, 14, 1, 2 * BS, r, BS), 0);
 	assert_memory_equal(r, w + 2 * BS, BS);
 	/* The partial writes did reach the disk: flipping the byte back shows
 	 * the block as those writes left it, and it checks again. */
@@ -262,18 +303,18 @@ static void test_partial_write_keeps_corruption(void **state)
 	for (int i = 0; i < 8; i++)
 		memcpy(w + BS + 4096 * i + 100, p, 333);
 	memset(w + BS + 40000, 0, 5000);
-	assert_int_equal(chunkstore_read(f->cs, 14, 1, 0, r, sizeof(r)), 0);
+	assert_int_equal(plain_read(f->cs, 14, 1, 0, r, sizeof(r)), 0);
 	assert_memory_equal(r, w, sizeof(r));
 
 	/* Corruption inside the range written next: the write replaces the bad
 	 * bytes, but the CRC was derived from them, so the block still reads
 	 * as -EIO (a false alarm is allowed, a missed one is not). */
 	flip_byte(f, 14, off + 2 * BS + 50);
-	assert_int_equal(chunkstore_write(f->cs, 14, 1, 4 * MiB, 2 * BS + 48, p, 8, NULL), 0);
-	assert_int_equal(chunkstore_read(f->cs, 14, 1, 2 * BS, r, 8), -EIO);
+	assert_int_equal(plain_write(f->cs, 14, 1, 4 * MiB, 2 * BS + 48, p, 8, NULL), 0);
+	assert_int_equal(plain_read(f->cs, 14, 1, 2 * BS, r, 8), -EIO);
 	/* A whole-block write is trusted as is and repairs the block. */
-	assert_int_equal(chunkstore_write(f->cs, 14, 1, 4 * MiB, 2 * BS, w + 2 * BS, BS, NULL), 0);
-	assert_int_equal(chunkstore_read(f->cs, 14, 1, 0, r, sizeof(r)), 0);
+	assert_int_equal(plain_write(f->cs, 14, 1, 4 * MiB, 2 * BS, w + 2 * BS, BS, NULL), 0);
+	assert_int_equal(plain_read(f->cs, 14, 1, 0, r, sizeof(r)), 0);
 	assert_memory_equal(r, w, sizeof(r));
 
 	/* A torn write: new data on disk in block 0 without its table entry
@@ -285,10 +326,10 @@ static void test_partial_write_keeps_corruption(void **state)
 	assert_true(fd >= 0);
 	assert_int_equal(pwrite(fd, p, 4096, (off_t)(off + 8192)), 4096);
 	close(fd);
-	assert_int_equal(chunkstore_write(f->cs, 14, 1, 4 * MiB, 100, p, 200, NULL), 0);
-	assert_int_equal(chunkstore_read(f->cs, 14, 1, 0, r, 300), -EIO);
+	assert_int_equal(plain_write(f->cs, 14, 1, 4 * MiB, 100, p, 200, NULL), 0);
+	assert_int_equal(plain_read(f->cs, 14, 1, 0, r, 300), -EIO);
 	reopen(f, 1, 0);
-	assert_int_equal(chunkstore_read(f->cs, 14, 1, 0, r, 300), -EIO);
+	assert_int_equal(plain_read(f->cs, 14, 1, 0, r, 300), -EIO);
 }
 
 static void test_corrupt_header(void **state)
@@ -297,28 +338,28 @@ static void test_corrupt_header(void **state)
 	uint8_t w[1000], r[1000];
 	char path[4096];
 	fill(w, sizeof(w), 6);
-	assert_int_equal(chunkstore_write(f->cs, 21, 1, MiB, 0, w, sizeof(w), NULL), 0);
-	assert_int_equal(chunkstore_write(f->cs, 22, 1, MiB, 0, w, sizeof(w), NULL), 0);
-	assert_int_equal(chunkstore_write(f->cs, 23, 1, MiB, 0, w, sizeof(w), NULL), 0);
+	assert_int_equal(plain_write(f->cs, 21, 1, MiB, 0, w, sizeof(w), NULL), 0);
+	assert_int_equal(plain_write(f->cs, 22, 1, MiB, 0, w, sizeof(w), NULL), 0);
+	assert_int_equal(plain_write(f->cs, 23, 1, MiB, 0, w, sizeof(w), NULL), 0);
 	flip_byte(f, 21, 20); /* inside the chunk id: header CRC no longer matches */
 	assert_int_equal(chunkstore_path(f->cs, 23, path, sizeof(path)), 0);
 	assert_int_equal(truncate(path, 100), 0);
 	reopen(f, 1, 0);
 	/* The store opened; the bad chunks are refused, the good one reads. */
-	assert_int_equal(chunkstore_read(f->cs, 21, 1, 0, r, sizeof(r)), -EIO);
-	assert_int_equal(chunkstore_write(f->cs, 21, 1, MiB, 0, w, 10, NULL), -EIO);
-	assert_int_equal(chunkstore_read(f->cs, 23, 1, 0, r, sizeof(r)), -EIO);
+	assert_int_equal(plain_read(f->cs, 21, 1, 0, r, sizeof(r)), -EIO);
+	assert_int_equal(plain_write(f->cs, 21, 1, MiB, 0, w, 10, NULL), -EIO);
+	assert_int_equal(plain_read(f->cs, 23, 1, 0, r, sizeof(r)), -EIO);
 	struct chunkstore_stat st;
 	assert_int_equal(chunkstore_stat(f->cs, 21, &st), -EIO);
-	assert_int_equal(chunkstore_read(f->cs, 22, 1, 0, r, sizeof(r)), 0);
+	assert_int_equal(plain_read(f->cs, 22, 1, 0, r, sizeof(r)), 0);
 	assert_memory_equal(r, w, sizeof(r));
 	/* The corrupt file stays until deleted; then the id can be written anew. */
 	assert_int_equal(chunkstore_path(f->cs, 21, path, sizeof(path)), 0);
 	assert_int_equal(access(path, F_OK), 0);
 	assert_int_equal(chunkstore_delete(f->cs, 21), 0);
 	assert_int_equal(access(path, F_OK), -1);
-	assert_int_equal(chunkstore_write(f->cs, 21, 3, MiB, 0, w, 10, NULL), 0);
-	assert_int_equal(chunkstore_read(f->cs, 21, 3, 0, r, 10), 0);
+	assert_int_equal(plain_write(f->cs, 21, 3, MiB, 0, w, 10, NULL), 0);
+	assert_int_equal(plain_read(f->cs, 21, 3, 0, r, 10), 0);
 	assert_memory_equal(r, w, 10);
 }
 
@@ -329,21 +370,21 @@ static void test_punch_whole(void **state)
 	uint8_t *w = malloc(n), *r = malloc(n);
 	uint64_t a0 = 0, a1 = 0;
 	fill(w, n, 7);
-	assert_int_equal(chunkstore_write(f->cs, 31, 1, 64 * MiB, 0, w, n, &a0), 0);
-	assert_int_equal(chunkstore_punch(f->cs, 31, 1, 64 * MiB, 2 * BS, 3 * BS, &a1), 0);
+	assert_int_equal(plain_write(f->cs, 31, 1, 64 * MiB, 0, w, n, &a0), 0);
+	assert_int_equal(plain_punch(f->cs, 31, 1, 64 * MiB, 2 * BS, 3 * BS, &a1), 0);
 	assert_int_equal(a0 - a1, 3 * BS); /* the space came back */
 	memset(w + 2 * BS, 0, 3 * BS);
-	assert_int_equal(chunkstore_read(f->cs, 31, 1, 0, r, n), 0);
+	assert_int_equal(plain_read(f->cs, 31, 1, 0, r, n), 0);
 	assert_memory_equal(r, w, n);
 	bool found;
 	uint64_t at;
-	assert_int_equal(chunkstore_seek(f->cs, 31, 1, BS + 5, CHUNKSTORE_SEEK_HOLE, &found, &at), 0);
+	assert_int_equal(plain_seek(f->cs, 31, 1, BS + 5, CHUNKSTORE_SEEK_HOLE, &found, &at), 0);
 	assert_true(found);
 	assert_int_equal(at, 2 * BS);
 	/* Punching a range with holes and the end of the chunk. */
-	assert_int_equal(chunkstore_punch(f->cs, 31, 1, 64 * MiB, 0, 64 * MiB, &a1), 0);
+	assert_int_equal(plain_punch(f->cs, 31, 1, 64 * MiB, 0, 64 * MiB, &a1), 0);
 	assert_int_equal(a1, 0);
-	assert_int_equal(chunkstore_read(f->cs, 31, 1, 0, r, n), 0);
+	assert_int_equal(plain_read(f->cs, 31, 1, 0, r, n), 0);
 	assert_true(all_zero(r, n));
 	free(w);
 	free(r);
@@ -355,27 +396,27 @@ static void test_punch_partial(void **state)
 	size_t n = 2 * BS;
 	uint8_t *w = malloc(n), *r = malloc(n);
 	fill(w, n, 8);
-	assert_int_equal(chunkstore_write(f->cs, 33, 1, MiB, 0, w, n, NULL), 0);
+	assert_int_equal(plain_write(f->cs, 33, 1, MiB, 0, w, n, NULL), 0);
 	/* 1000 bytes inside block 0, and a range across the block boundary. */
-	assert_int_equal(chunkstore_punch(f->cs, 33, 1, MiB, 5000, 1000, NULL), 0);
+	assert_int_equal(plain_punch(f->cs, 33, 1, MiB, 5000, 1000, NULL), 0);
 	memset(w + 5000, 0, 1000);
-	assert_int_equal(chunkstore_punch(f->cs, 33, 1, MiB, BS - 300, 700, NULL), 0);
+	assert_int_equal(plain_punch(f->cs, 33, 1, MiB, BS - 300, 700, NULL), 0);
 	memset(w + BS - 300, 0, 700);
-	assert_int_equal(chunkstore_read(f->cs, 33, 1, 0, r, n), 0);
+	assert_int_equal(plain_read(f->cs, 33, 1, 0, r, n), 0);
 	assert_memory_equal(r, w, n);
 	/* The CRCs written for the zeroed ranges hold after a reopen. */
 	reopen(f, 1, 0);
-	assert_int_equal(chunkstore_read(f->cs, 33, 1, 0, r, n), 0);
+	assert_int_equal(plain_read(f->cs, 33, 1, 0, r, n), 0);
 	assert_memory_equal(r, w, n);
 	/* Punching inside an unwritten block changes nothing and costs nothing. */
 	uint64_t a0, a1;
-	assert_int_equal(chunkstore_punch(f->cs, 33, 1, MiB, 5 * BS + 1, 100, &a0), 0);
-	assert_int_equal(chunkstore_punch(f->cs, 33, 1, MiB, 5 * BS + 1, 100, &a1), 0);
+	assert_int_equal(plain_punch(f->cs, 33, 1, MiB, 5 * BS + 1, 100, &a0), 0);
+	assert_int_equal(plain_punch(f->cs, 33, 1, MiB, 5 * BS + 1, 100, &a1), 0);
 	assert_int_equal(a0, a1);
 	/* Punch creates a missing chunk, which then reads as zeros. */
-	assert_int_equal(chunkstore_punch(f->cs, 34, 2, MiB, 0, 100, &a0), 0);
+	assert_int_equal(plain_punch(f->cs, 34, 2, MiB, 0, 100, &a0), 0);
 	assert_int_equal(a0, 0);
-	assert_int_equal(chunkstore_read(f->cs, 34, 2, 0, r, 100), 0);
+	assert_int_equal(plain_read(f->cs, 34, 2, 0, r, 100), 0);
 	assert_true(all_zero(r, 100));
 	free(w);
 	free(r);
@@ -388,55 +429,55 @@ static void test_seek(void **state)
 	bool found;
 	uint64_t at;
 	fill(w, sizeof(w), 9);
-	assert_int_equal(chunkstore_write(f->cs, 41, 1, MiB, 3 * BS + 10, w, sizeof(w), NULL), 0);
-	assert_int_equal(chunkstore_write(f->cs, 41, 1, MiB, 15 * BS, w, sizeof(w), NULL), 0);
-	assert_int_equal(chunkstore_seek(f->cs, 41, 1, 0, CHUNKSTORE_SEEK_DATA, &found, &at), 0);
+	assert_int_equal(plain_write(f->cs, 41, 1, MiB, 3 * BS + 10, w, sizeof(w), NULL), 0);
+	assert_int_equal(plain_write(f->cs, 41, 1, MiB, 15 * BS, w, sizeof(w), NULL), 0);
+	assert_int_equal(plain_seek(f->cs, 41, 1, 0, CHUNKSTORE_SEEK_DATA, &found, &at), 0);
 	assert_true(found);
 	assert_int_equal(at, 3 * BS);
-	assert_int_equal(chunkstore_seek(f->cs, 41, 1, 3 * BS + 7, CHUNKSTORE_SEEK_DATA, &found, &at), 0);
+	assert_int_equal(plain_seek(f->cs, 41, 1, 3 * BS + 7, CHUNKSTORE_SEEK_DATA, &found, &at), 0);
 	assert_true(found);
 	assert_int_equal(at, 3 * BS + 7);
-	assert_int_equal(chunkstore_seek(f->cs, 41, 1, 3 * BS + 7, CHUNKSTORE_SEEK_HOLE, &found, &at), 0);
+	assert_int_equal(plain_seek(f->cs, 41, 1, 3 * BS + 7, CHUNKSTORE_SEEK_HOLE, &found, &at), 0);
 	assert_true(found);
 	assert_int_equal(at, 4 * BS);
-	assert_int_equal(chunkstore_seek(f->cs, 41, 1, 4 * BS, CHUNKSTORE_SEEK_DATA, &found, &at), 0);
+	assert_int_equal(plain_seek(f->cs, 41, 1, 4 * BS, CHUNKSTORE_SEEK_DATA, &found, &at), 0);
 	assert_true(found);
 	assert_int_equal(at, 15 * BS);
-	assert_int_equal(chunkstore_seek(f->cs, 41, 1, 15 * BS, CHUNKSTORE_SEEK_HOLE, &found, &at), 0);
+	assert_int_equal(plain_seek(f->cs, 41, 1, 15 * BS, CHUNKSTORE_SEEK_HOLE, &found, &at), 0);
 	assert_false(found); /* no hole left in this chunk */
-	assert_int_equal(chunkstore_punch(f->cs, 41, 1, MiB, 15 * BS, BS, NULL), 0);
-	assert_int_equal(chunkstore_seek(f->cs, 41, 1, 4 * BS, CHUNKSTORE_SEEK_DATA, &found, &at), 0);
+	assert_int_equal(plain_punch(f->cs, 41, 1, MiB, 15 * BS, BS, NULL), 0);
+	assert_int_equal(plain_seek(f->cs, 41, 1, 4 * BS, CHUNKSTORE_SEEK_DATA, &found, &at), 0);
 	assert_false(found);
-	assert_int_equal(chunkstore_seek(f->cs, 41, 1, MiB, CHUNKSTORE_SEEK_DATA, &found, &at), 0);
+	assert_int_equal(plain_seek(f->cs, 41, 1, MiB, CHUNKSTORE_SEEK_DATA, &found, &at), 0);
 	assert_false(found);
-	assert_int_equal(chunkstore_seek(f->cs, 41, 1, MiB + 1, CHUNKSTORE_SEEK_DATA, &found, &at), -EINVAL);
-	assert_int_equal(chunkstore_seek(f->cs, 41, 1, 0, 7, &found, &at), -EINVAL);
-	assert_int_equal(chunkstore_seek(f->cs, 41, 2, 0, CHUNKSTORE_SEEK_DATA, &found, &at), -ESTALE);
-	assert_int_equal(chunkstore_seek(f->cs, 42, 1, 0, CHUNKSTORE_SEEK_DATA, &found, &at), -ENOENT);
+	assert_int_equal(plain_seek(f->cs, 41, 1, MiB + 1, CHUNKSTORE_SEEK_DATA, &found, &at), -EINVAL);
+	assert_int_equal(plain_seek(f->cs, 41, 1, 0, 7, &found, &at), -EINVAL);
+	assert_int_equal(plain_seek(f->cs, 41, 2, 0, CHUNKSTORE_SEEK_DATA, &found, &at), -ESTALE);
+	assert_int_equal(plain_seek(f->cs, 42, 1, 0, CHUNKSTORE_SEEK_DATA, &found, &at), -ENOENT);
 }
 
 static void test_version_and_bounds(void **state)
 {
 	struct fixture *f = *state;
 	uint8_t w[10] = "abcdefghi", r[10];
-	assert_int_equal(chunkstore_write(f->cs, 51, 5, MiB, 0, w, 10, NULL), 0);
-	assert_int_equal(chunkstore_write(f->cs, 51, 6, MiB, 0, w, 10, NULL), -ESTALE);
-	assert_int_equal(chunkstore_write(f->cs, 51, 4, MiB, 0, w, 10, NULL), -ESTALE);
-	assert_int_equal(chunkstore_read(f->cs, 51, 6, 0, r, 10), -ESTALE);
-	assert_int_equal(chunkstore_punch(f->cs, 51, 6, MiB, 0, 10, NULL), -ESTALE);
+	assert_int_equal(plain_write(f->cs, 51, 5, MiB, 0, w, 10, NULL), 0);
+	assert_int_equal(plain_write(f->cs, 51, 6, MiB, 0, w, 10, NULL), -ESTALE);
+	assert_int_equal(plain_write(f->cs, 51, 4, MiB, 0, w, 10, NULL), -ESTALE);
+	assert_int_equal(plain_read(f->cs, 51, 6, 0, r, 10), -ESTALE);
+	assert_int_equal(plain_punch(f->cs, 51, 6, MiB, 0, 10, NULL), -ESTALE);
 	assert_int_equal(chunkstore_sync(f->cs, 51, 6), -ESTALE);
 	assert_int_equal(chunkstore_sync(f->cs, 51, 5), 0);
 	assert_int_equal(chunkstore_sync(f->cs, 52, 5), -ENOENT);
 	/* Geometry is fixed by the first write; ranges stay inside the chunk. */
-	assert_int_equal(chunkstore_write(f->cs, 51, 5, 2 * MiB, 0, w, 10, NULL), -EINVAL);
-	assert_int_equal(chunkstore_write(f->cs, 51, 5, MiB, MiB - 5, w, 10, NULL), -EINVAL);
-	assert_int_equal(chunkstore_write(f->cs, 51, 5, MiB, UINT64_MAX - 2, w, 10, NULL), -EINVAL);
-	assert_int_equal(chunkstore_read(f->cs, 51, 5, MiB - 5, r, 10), -EINVAL);
-	assert_int_equal(chunkstore_write(f->cs, 53, 1, 0, 0, w, 0, NULL), -EINVAL);
-	assert_int_equal(chunkstore_write(f->cs, 53, 1, CHUNKSTORE_CHUNK_MAX * 2, 0, w, 1, NULL), -EINVAL);
-	assert_int_equal(chunkstore_write(f->cs, 0, 1, MiB, 0, w, 1, NULL), -EINVAL);
-	assert_int_equal(chunkstore_read(f->cs, 53, 1, 0, r, 10), -ENOENT);
-	assert_int_equal(chunkstore_read(f->cs, 51, 5, 0, r, 10), 0);
+	assert_int_equal(plain_write(f->cs, 51, 5, 2 * MiB, 0, w, 10, NULL), -EINVAL);
+	assert_int_equal(plain_write(f->cs, 51, 5, MiB, MiB - 5, w, 10, NULL), -EINVAL);
+	assert_int_equal(plain_write(f->cs, 51, 5, MiB, UINT64_MAX - 2, w, 10, NULL), -EINVAL);
+	assert_int_equal(plain_read(f->cs, 51, 5, MiB - 5, r, 10), -EINVAL);
+	assert_int_equal(plain_write(f->cs, 53, 1, 0, 0, w, 0, NULL), -EINVAL);
+	assert_int_equal(plain_write(f->cs, 53, 1, CHUNKSTORE_CHUNK_MAX * 2, 0, w, 1, NULL), -EINVAL);
+	assert_int_equal(plain_write(f->cs, 0, 1, MiB, 0, w, 1, NULL), -EINVAL);
+	assert_int_equal(plain_read(f->cs, 53, 1, 0, r, 10), -ENOENT);
+	assert_int_equal(plain_read(f->cs, 51, 5, 0, r, 10), 0);
 	assert_memory_equal(r, w, 10);
 }
 
@@ -448,7 +489,7 @@ static void test_delete(void **state)
 	char path[4096];
 	fill(w, sizeof(w), 10);
 	assert_int_equal(chunkstore_space(f->cs, &sp0), 0);
-	assert_int_equal(chunkstore_write(f->cs, 61, 1, MiB, 0, w, sizeof(w), NULL), 0);
+	assert_int_equal(plain_write(f->cs, 61, 1, MiB, 0, w, sizeof(w), NULL), 0);
 	assert_int_equal(chunkstore_space(f->cs, &sp1), 0);
 	assert_int_equal(sp1.nchunks, sp0.nchunks + 1);
 	assert_true(sp1.used >= sp0.used + BS);
@@ -459,10 +500,10 @@ static void test_delete(void **state)
 	assert_int_equal(chunkstore_space(f->cs, &sp2), 0);
 	assert_int_equal(sp2.nchunks, sp0.nchunks);
 	assert_int_equal(sp2.used, sp0.used);
-	assert_int_equal(chunkstore_read(f->cs, 61, 1, 0, r, 10), -ENOENT);
+	assert_int_equal(plain_read(f->cs, 61, 1, 0, r, 10), -ENOENT);
 	assert_int_equal(chunkstore_delete(f->cs, 61), -ENOENT);
 	reopen(f, 1, 0);
-	assert_int_equal(chunkstore_read(f->cs, 61, 1, 0, r, 10), -ENOENT);
+	assert_int_equal(plain_read(f->cs, 61, 1, 0, r, 10), -ENOENT);
 }
 
 static void test_persistence(void **state)
@@ -471,7 +512,7 @@ static void test_persistence(void **state)
 	uint8_t w[5000], r[5000];
 	for (uint64_t id = 100; id < 400; id++) {
 		fill(w, sizeof(w), (uint32_t)id);
-		assert_int_equal(chunkstore_write(f->cs, id, (uint32_t)id % 7, 2 * MiB, id * 1000, w,
+		assert_int_equal(plain_write(f->cs, id, (uint32_t)id % 7, 2 * MiB, id * 1000, w,
 						  sizeof(w), NULL),
 				 0);
 	}
@@ -490,7 +531,7 @@ static void test_persistence(void **state)
 	assert_int_equal(sp.nchunks, 300);
 	for (uint64_t id = 100; id < 400; id++) {
 		fill(w, sizeof(w), (uint32_t)id);
-		assert_int_equal(chunkstore_read(f->cs, id, (uint32_t)id % 7, id * 1000, r, sizeof(r)), 0);
+		assert_int_equal(plain_read(f->cs, id, (uint32_t)id % 7, id * 1000, r, sizeof(r)), 0);
 		assert_memory_equal(r, w, sizeof(r));
 		struct chunkstore_stat st;
 		assert_int_equal(chunkstore_stat(f->cs, id, &st), 0);
@@ -506,7 +547,7 @@ static void test_two_dirs(void **state)
 	reopen(f, 2, 4);
 	for (uint64_t id = 1; id <= 40; id++) {
 		fill(w, sizeof(w), (uint32_t)id);
-		assert_int_equal(chunkstore_write(f->cs, id, 1, MiB, 0, w, sizeof(w), NULL), 0);
+		assert_int_equal(plain_write(f->cs, id, 1, MiB, 0, w, sizeof(w), NULL), 0);
 	}
 	/* Both directories got chunks (same free space: round robin). */
 	int in[2] = {0, 0};
@@ -525,7 +566,7 @@ static void test_two_dirs(void **state)
 	reopen(f, 2, 4);
 	for (uint64_t id = 1; id <= 40; id++) {
 		fill(w, sizeof(w), (uint32_t)id);
-		assert_int_equal(chunkstore_read(f->cs, id, 1, 0, r, sizeof(r)), 0);
+		assert_int_equal(plain_read(f->cs, id, 1, 0, r, sizeof(r)), 0);
 		assert_memory_equal(r, w, sizeof(r));
 	}
 	/* The same directory twice is refused. */
@@ -603,14 +644,14 @@ static void test_random_model(void **state)
 		unsigned kind = (unsigned)(rnd() % 10);
 		if (kind < 4) { /* write */
 			fill(buf, len, (uint32_t)rnd());
-			assert_int_equal(chunkstore_write(f->cs, id, 1, MODEL_SIZE, off, buf, len, NULL), 0);
+			assert_int_equal(plain_write(f->cs, id, 1, MODEL_SIZE, off, buf, len, NULL), 0);
 			memcpy(m[i].bytes + off, buf, len);
 			for (uint64_t b = off / BS; len && b <= (off + len - 1) / BS; b++)
 				m[i].written[b] = true;
 			m[i].exists = true;
 			counts[0]++;
 		} else if (kind < 6) { /* punch */
-			assert_int_equal(chunkstore_punch(f->cs, id, 1, MODEL_SIZE, off, len, NULL), 0);
+			assert_int_equal(plain_punch(f->cs, id, 1, MODEL_SIZE, off, len, NULL), 0);
 			memset(m[i].bytes + off, 0, len);
 			for (uint64_t b = off / BS; len && b <= (off + len - 1) / BS; b++) {
 				uint64_t s = b * BS, e = s + BS < MODEL_SIZE ? s + BS : MODEL_SIZE;
@@ -620,7 +661,7 @@ static void test_random_model(void **state)
 			m[i].exists = true;
 			counts[1]++;
 		} else if (kind < 9) { /* read */
-			int rc = chunkstore_read(f->cs, id, 1, off, rd, len);
+			int rc = plain_read(f->cs, id, 1, off, rd, len);
 			if (!m[i].exists) {
 				assert_int_equal(rc, -ENOENT);
 				continue;
@@ -638,7 +679,7 @@ static void test_random_model(void **state)
 			bool found, want = rnd() % 2;
 			uint64_t at, exp_at = 0;
 			bool exp_found = false;
-			assert_int_equal(chunkstore_seek(f->cs, id, 1, off,
+			assert_int_equal(plain_seek(f->cs, id, 1, off,
 							 want ? CHUNKSTORE_SEEK_DATA : CHUNKSTORE_SEEK_HOLE,
 							 &found, &at),
 					 0);
@@ -660,7 +701,7 @@ static void test_random_model(void **state)
 	for (int i = 0; i < NCHUNK; i++) {
 		if (!m[i].exists)
 			continue;
-		assert_int_equal(chunkstore_read(f->cs, 1000 + (uint64_t)i, 1, 0, rd, MODEL_SIZE), 0);
+		assert_int_equal(plain_read(f->cs, 1000 + (uint64_t)i, 1, 0, rd, MODEL_SIZE), 0);
 		assert_memory_equal(rd, m[i].bytes, MODEL_SIZE);
 		free(m[i].bytes);
 	}

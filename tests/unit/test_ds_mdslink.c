@@ -274,7 +274,7 @@ static void test_register_and_heartbeat(void **state)
 {
 	struct env *e = *state;
 	uint8_t w[100] = {1};
-	assert_int_equal(chunkstore_write(e->cs, 5, 1, 1 << 20, 0, w, sizeof(w), NULL), 0);
+	assert_int_equal(chunkstore_write(e->cs, 5, 1, &(struct chunkstore_geom){.chunk_size = 1 << 20}, 0, w, sizeof(w), NULL), 0);
 	run_on_loop(e, link_start);
 	assert_true(wait_for(e, registered_and_beating, 5000));
 	pthread_mutex_lock(&e->fake.mu);
@@ -316,7 +316,7 @@ static void test_deletions(void **state)
 	struct env *e = *state;
 	uint8_t w[100] = {1};
 	for (uint64_t id = 1; id <= 5; id++)
-		assert_int_equal(chunkstore_write(e->cs, id, 1, 1 << 20, 0, w, sizeof(w), NULL), 0);
+		assert_int_equal(chunkstore_write(e->cs, id, 1, &(struct chunkstore_geom){.chunk_size = 1 << 20}, 0, w, sizeof(w), NULL), 0);
 	pthread_mutex_lock(&e->fake.mu);
 	e->fake.queue[0] = 1;
 	e->fake.queue[1] = 2;
