@@ -902,11 +902,13 @@ static bool chain_matches(const struct cs_open *c, const struct chunkstore_base 
 		return true;
 	if (c->d && n > 0 && base_eq(&c->d->base, &chain[0]))
 		return true;
-	if (c->d)
-		log_error("chunk %016" PRIx64 ": a delta over %016" PRIx64 " v%" PRIu32
-			  " asked with %s%016" PRIx64 " v%" PRIu32,
-			  c->id, c->d->base.id, c->d->base.version, n ? "first base " : "no base",
-			  n ? chain[0].id : 0, n ? chain[0].version : 0);
+	if (c->d && n == 0)
+		log_error("chunk %016" PRIx64 ": a delta over %016" PRIx64 " v%" PRIu32 " asked with no base", c->id,
+			  c->d->base.id, c->d->base.version);
+	else if (c->d)
+		log_error("chunk %016" PRIx64 ": a delta over %016" PRIx64 " v%" PRIu32 " asked with first base %016" PRIx64
+			  " v%" PRIu32,
+			  c->id, c->d->base.id, c->d->base.version, chain[0].id, chain[0].version);
 	else
 		log_error("chunk %016" PRIx64 ": a plain chunk asked with %" PRIu32 " bases", c->id, n);
 	return false;

@@ -2,7 +2,8 @@
  * test_ds_handlers: three data servers (chunkstore + handlers + rpc server)
  * on one event loop thread in this process, driven by rpc clients from the
  * test thread: round trips, forwarding to replicas (order, failures named
- * after the replica, stale replicas, timeouts), bounds and malformed input.
+ * after the replica, stale replicas, timeouts), bounds and malformed input;
+ * delta chunks over the wire (fields checked, forwarded, the stats file).
  */
 #include <errno.h>
 #include <event2/event.h>
@@ -33,6 +34,7 @@
 
 struct node {
 	char dir[128];
+	char stats[160];
 	struct chunkstore *cs;
 	struct handlers *h;
 	struct rpc_server *srv;
@@ -128,8 +130,10 @@ static int setup(void **state)
 		const char *dirs[1] = {n->dir};
 		struct chunkstore_config scfg = {.dirs = dirs, .ndirs = 1};
 		assert_int_equal(chunkstore_open(&scfg, &n->cs, err, sizeof(err)), 0);
+		snprintf(n->stats, sizeof(n->stats), "%s/ds.stats", n->dir);
 		struct handlers_config hcfg = {.base = e->base, .store = n->cs, .auth = &e->auth,
-					       .name = "test-ds", .fwd_timeout_ms = FWD_TIMEOUT_MS};
+					       .name = "test-ds", .fwd_timeout_ms = FWD_TIMEOUT_MS,
+					       .stats_path = n->stats};
 		n->h = handlers_new(&hcfg);
 		assert_non_null(n->h);
 		struct rpc_server_config rcfg = {.name = "ds", .host = "127.0.0.1", .port = 0,
@@ -264,6 +268,93 @@ static void fill(uint8_t *p, size_t n, uint32_t seed)
 		seed = seed * 1103515245u + 12345u;
 		p[i] = (uint8_t)(seed >> 16);
 	}
+}
+
+/* Encodes nbase base_ref records (chunk ids ids[i], version 1). */
+static void put_bases(struct wbuf *b, const uint64_t *ids, uint32_t n)
+{
+	for (uint32_t i = 0; i < n; i++)
+		msg_base_ref_put(b, &(struct msg_base_ref){.chunk_id = ids[i], .version = 1});
+}
+
+/* DS_WRITE of a delta (extent, bases ids[0..nbase) at version 1) to p
+ * forwarding to the nodes in to; nbase_field overrides the count sent when
+ * >= 0.  Returns the status; the reply in *rep when given. */
+static int ds_write_delta(struct env *e, struct rpc_peer *p, const int *to, int nto, uint64_t id, uint32_t extent,
+			  const uint64_t *ids, uint32_t nbase, int nbase_field, uint32_t off, const void *data,
+			  uint32_t len, struct msg_ds_io_rep *rep, char *msg)
+{
+	struct wbuf fwd, head, bases;
+	struct rpc_result res;
+	wbuf_init(&fwd);
+	wbuf_init(&head);
+	wbuf_init(&bases);
+	put_fwd(&fwd, e, to, nto);
+	put_bases(&bases, ids, nbase);
+	struct msg_ds_write_req m = {.chunk_id = id, .version = 1, .chunk_size = CHUNK, .extent = extent,
+				     .nbase = nbase_field >= 0 ? (uint32_t)nbase_field : nbase,
+				     .bases = {bases.data, (uint32_t)bases.len}, .offset = off,
+				     .nfwd = (uint32_t)nto, .fwd = {fwd.data, (uint32_t)fwd.len}, .data = {NULL, len}};
+	msg_ds_write_req_put_head(&head, &m);
+	int rc = rpc_call(p, VDIFS_MSG_DS_WRITE, &head, data, len, &res, 10000);
+	if (rc == 0 && rep)
+		assert_int_equal(msg_ds_io_rep_decode(res.payload, res.len, rep), 0);
+	if (msg)
+		snprintf(msg, 256, "%s", res.message);
+	rpc_result_free(&res);
+	wbuf_free(&fwd);
+	wbuf_free(&head);
+	wbuf_free(&bases);
+	return rc;
+}
+
+static int ds_read_delta(struct rpc_peer *p, uint64_t id, const uint64_t *ids, uint32_t nbase, uint32_t off, void *out,
+			 uint32_t len)
+{
+	struct wbuf b, bases;
+	struct rpc_result res;
+	wbuf_init(&b);
+	wbuf_init(&bases);
+	put_bases(&bases, ids, nbase);
+	struct msg_ds_read_req m = {.chunk_id = id, .version = 1, .nbase = nbase,
+				    .bases = {bases.data, (uint32_t)bases.len}, .offset = off, .length = len};
+	msg_ds_read_req_put(&b, &m);
+	int rc = rpc_call(p, VDIFS_MSG_DS_READ, &b, NULL, 0, &res, 10000);
+	if (rc == 0) {
+		struct msg_ds_read_rep rep;
+		assert_int_equal(msg_ds_read_rep_decode(res.payload, res.len, &rep), 0);
+		assert_int_equal(rep.data.len, len);
+		memcpy(out, rep.data.p, len);
+	}
+	rpc_result_free(&res);
+	wbuf_free(&b);
+	wbuf_free(&bases);
+	return rc;
+}
+
+/* The value of key in a stats file, or -1 when the file or key is missing. */
+static long long stats_value(const char *path, const char *key)
+{
+	char line[256], k[64];
+	long long v, found = -1;
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "%63s %lld", k, &v) == 2 && strcmp(k, key) == 0)
+			found = v;
+	fclose(f);
+	return found;
+}
+
+/* Waits (up to 3 s: the file is rewritten once a second) for key == want. */
+static void wait_stats(const char *path, const char *key, long long want)
+{
+	long long v = -1;
+	for (int i = 0; i < 60 && (v = stats_value(path, key)) != want; i++)
+		usleep(50 * 1000);
+	if (v != want)
+		fail_msg("%s: %s is %lld, not %lld", path, key, v, want);
 }
 
 /* ---- tests ------------------------------------------------------------------------------ */
@@ -596,6 +687,110 @@ static void test_malformed_and_unknown(void **state)
 	assert_memory_equal(r, w, 3);
 }
 
+/* A delta written through a primary lands on every replica with its
+ * fields; replies carry own and alloc; ds.stats counts what came from the
+ * client and what was forwarded. */
+static void test_delta_replicated(void **state)
+{
+	struct env *e = *state;
+	uint32_t n = 256 * 1024;
+	uint8_t *w = malloc(n), *r = malloc(n), d[50];
+	int to[2] = {1, 2};
+	uint64_t base[1] = {0x500}, other[1] = {0x999};
+	struct msg_ds_io_rep rep;
+	fill(w, n, 21);
+	fill(d, sizeof(d), 22);
+	assert_int_equal(ds_write(e, e->cli[0], to, 2, 0x500, 1, 0, w, n, NULL, NULL), 0);
+	assert_int_equal(ds_write_delta(e, e->cli[0], to, 2, 0x501, 4096, base, 1, -1, 100, d, sizeof(d), &rep, NULL), 0);
+	assert_true(rep.own >= 4096 && rep.own <= 4 * 4096);
+	assert_int_equal(rep.alloc - rep.own, n - 4096); /* the rest of the base's data */
+	memcpy(w + 100, d, sizeof(d));
+	for (int i = 0; i < NDS; i++) {
+		memset(r, 0, n);
+		assert_int_equal(ds_read_delta(e->cli[i], 0x501, base, 1, 0, r, n), 0);
+		assert_memory_equal(r, w, n);
+		/* Without its chain, or with another one: refused. */
+		assert_int_equal(ds_read(e->cli[i], 0x501, 1, 0, r, 10), -EINVAL);
+		assert_int_equal(ds_read_delta(e->cli[i], 0x501, other, 1, 0, r, 10), -EINVAL);
+	}
+	/* Not yet written anywhere: reads as its base. */
+	assert_int_equal(ds_read_delta(e->cli[2], 0x502, base, 1, 0, r, n), 0);
+	assert_memory_equal(r + 200, w + 200, n - 200);
+	/* A DS_SEEK through the chain. */
+	struct wbuf b, bases;
+	struct rpc_result res;
+	wbuf_init(&b);
+	wbuf_init(&bases);
+	put_bases(&bases, base, 1);
+	msg_ds_seek_req_put(&b, &(struct msg_ds_seek_req){.chunk_id = 0x502, .version = 1, .nbase = 1,
+							  .bases = {bases.data, (uint32_t)bases.len}, .offset = 10,
+							  .whence = VDIFS_SEEK_HOLE});
+	assert_int_equal(rpc_call(e->cli[0], VDIFS_MSG_DS_SEEK, &b, NULL, 0, &res, 10000), 0);
+	struct msg_ds_seek_rep sr;
+	assert_int_equal(msg_ds_seek_rep_decode(res.payload, res.len, &sr), 0);
+	assert_true(sr.found);
+	assert_int_equal(sr.offset, n);
+	rpc_result_free(&res);
+	wbuf_free(&b);
+	wbuf_free(&bases);
+
+	wait_stats(e->ds[0].stats, "write_client_reqs", 2);
+	assert_int_equal(stats_value(e->ds[0].stats, "write_client_bytes"), n + sizeof(d));
+	assert_int_equal(stats_value(e->ds[0].stats, "write_fwd_reqs"), 0);
+	assert_int_equal(stats_value(e->ds[0].stats, "deltas_created"), 1);
+	assert_int_equal(stats_value(e->ds[0].stats, "cow_extents"), 1);
+	assert_int_equal(stats_value(e->ds[0].stats, "cow_bytes"), 4096);
+	for (int i = 1; i < NDS; i++) {
+		wait_stats(e->ds[i].stats, "write_fwd_reqs", 2);
+		assert_int_equal(stats_value(e->ds[i].stats, "write_fwd_bytes"), n + sizeof(d));
+		assert_int_equal(stats_value(e->ds[i].stats, "write_client_reqs"), 0);
+		assert_int_equal(stats_value(e->ds[i].stats, "deltas_created"), 1);
+		assert_int_equal(stats_value(e->ds[i].stats, "cow_extents"), 1);
+	}
+	/* ds2 read the delta (all but its own extent inherited) and 0x502. */
+	wait_stats(e->ds[2].stats, "chain_read_bytes", (long long)(n - 4096) + n);
+	free(w);
+	free(r);
+}
+
+/* Delta fields that make no sense: EINVAL (the connection stays); bases
+ * that do not decode: EBADMSG (the connection is closed). */
+static void test_delta_bad_fields(void **state)
+{
+	struct env *e = *state;
+	uint8_t d[10] = "0123456789", r[10];
+	uint64_t base[1] = {0x600}, self[1] = {0x601}, many[40];
+	char msg[256];
+	for (int i = 0; i < 40; i++)
+		many[i] = 0x700 + (uint64_t)i;
+	assert_int_equal(ds_write(e, e->cli[0], NULL, 0, 0x600, 1, 0, d, 10, NULL, NULL), 0);
+	assert_int_equal(ds_write_delta(e, e->cli[0], NULL, 0, 0x601, 3000, base, 1, -1, 0, d, 10, NULL, msg), -EINVAL);
+	assert_non_null(strstr(msg, "extent"));
+	assert_int_equal(ds_write_delta(e, e->cli[0], NULL, 0, 0x601, 2 * MiB, base, 1, -1, 0, d, 10, NULL, NULL),
+			 -EINVAL);
+	assert_int_equal(ds_write_delta(e, e->cli[0], NULL, 0, 0x601, 4096, base, 0, -1, 0, d, 10, NULL, NULL), -EINVAL);
+	assert_int_equal(ds_write_delta(e, e->cli[0], NULL, 0, 0x601, 0, base, 1, -1, 0, d, 10, NULL, NULL), -EINVAL);
+	assert_int_equal(ds_write_delta(e, e->cli[0], NULL, 0, 0x601, 4096, self, 1, -1, 0, d, 10, NULL, NULL), -EINVAL);
+	assert_int_equal(ds_read_delta(e->cli[0], 0x601, self, 1, 0, r, 10), -EINVAL);
+	/* A delta, then another first base for it. */
+	assert_int_equal(ds_write_delta(e, e->cli[0], NULL, 0, 0x601, 4096, base, 1, -1, 0, d, 10, NULL, NULL), 0);
+	uint64_t other[1] = {0x602};
+	assert_int_equal(ds_write_delta(e, e->cli[0], NULL, 0, 0x601, 4096, other, 1, -1, 0, d, 10, NULL, NULL),
+			 -EINVAL);
+	assert_false(rpc_peer_dead(e->cli[0]));
+	/* nbase says 2, the blob holds 1. */
+	assert_int_equal(ds_write_delta(e, e->cli[0], NULL, 0, 0x601, 4096, base, 1, 2, 0, d, 10, NULL, NULL), -EBADMSG);
+	rpc_peer_free(e->cli[0]);
+	e->cli[0] = client(e, 0);
+	/* More bases than a chain can have. */
+	assert_int_equal(ds_write_delta(e, e->cli[0], NULL, 0, 0x601, 4096, many, 40, -1, 0, d, 10, NULL, NULL),
+			 -EBADMSG);
+	rpc_peer_free(e->cli[0]);
+	e->cli[0] = client(e, 0);
+	assert_int_equal(ds_read_delta(e->cli[0], 0x601, base, 1, 0, r, 10), 0);
+	assert_memory_equal(r, d, 10);
+}
+
 int main(void)
 {
 	log_init("test_ds_handlers", LOG_ERROR);
@@ -609,6 +804,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_seek_stat_delete, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bounds, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_malformed_and_unknown, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_delta_replicated, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_delta_bad_fields, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
