@@ -675,8 +675,14 @@ static void fs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 	struct fs *fs = fs_of(req);
 	if (snapctl_is_ctl(name)) {
 		const struct fuse_ctx *ctx = fuse_req_ctx(req);
-		fs_reply_err(req, name, ino,
-			     snapctl_setxattr(fs, fs_from_fuse(fs, ino), name, value, size, ctx->uid, ctx->gid));
+		char made[VDIFS_NAME_MAX + 1] = "";
+		int rc = snapctl_setxattr(fs, fs_from_fuse(fs, ino), name, value, size, ctx->uid, ctx->gid, made);
+		fs_reply_err(req, name, ino, rc);
+		/* A name made behind the kernel's back may be cached as missing.
+		 * Only after the reply: the kernel holds the directory's lock
+		 * until then, and the invalidation needs it. */
+		if (rc == 0 && made[0] && fs->se)
+			fuse_lowlevel_notify_inval_entry(fs->se, ino, made, strlen(made));
 		return;
 	}
 	int rc = fs_is_acl(name) ? -EOPNOTSUPP

@@ -58,7 +58,7 @@ static int split_pair(const char *value, size_t size, char *a, char *b)
 }
 
 int snapctl_setxattr(struct fs *fs, uint64_t dir, const char *name, const char *value, size_t size,
-		     uint32_t uid, uint32_t gid)
+		     uint32_t uid, uint32_t gid, char *made)
 {
 	const char *op = name + sizeof(CTL_PREFIX) - 1;
 	char a[VDIFS_NAME_MAX + 1], b[VDIFS_NAME_MAX + 1];
@@ -78,8 +78,10 @@ int snapctl_setxattr(struct fs *fs, uint64_t dir, const char *name, const char *
 		rc = vdifs_inode_commit(fs->c, fs_from_fuse(fs, src));
 		if (rc == 0)
 			rc = vdifs_clone(fs->c, fs_from_fuse(fs, src), 0, dir, b, uid, gid, &out);
-		if (rc == 0)
+		if (rc == 0) {
 			vdifs_inode_frozen(fs->c, fs_from_fuse(fs, src));
+			strcpy(made, b);
+		}
 		return rc;
 	}
 	bool create = strcmp(op, "snap.create") == 0, revert = strcmp(op, "snap.revert") == 0;
@@ -92,8 +94,10 @@ int snapctl_setxattr(struct fs *fs, uint64_t dir, const char *name, const char *
 		rc = vdifs_inode_commit(fs->c, fa.ino);
 		if (rc == 0)
 			rc = vdifs_snap_create(fs->c, dir, a, b, &out);
-		if (rc == 0)
+		if (rc == 0) {
 			vdifs_inode_frozen(fs->c, fa.ino);
+			strcpy(made, VDIFS_SNAPDIR_NAME);
+		}
 	} else if (revert) {
 		rc = vdifs_snap_revert(fs->c, dir, a, b, &out);
 		if (rc == 0) {

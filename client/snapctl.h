@@ -38,9 +38,11 @@ void snapctl_destroy(struct snapctl *s);
 
 /* Whether an xattr name is in the reserved control namespace. */
 bool snapctl_is_ctl(const char *name);
-/* A control setxattr on directory dir (vdifs inode) by uid/gid: 0 or -errno. */
+/* A control setxattr on directory dir (vdifs inode) by uid/gid: 0 or
+ * -errno.  made (VDIFS_NAME_MAX + 1 bytes) gets the name it created in dir,
+ * if any, for the caller to invalidate in the kernel's cache. */
 int snapctl_setxattr(struct fs *fs, uint64_t dir, const char *name, const char *value, size_t size,
-		     uint32_t uid, uint32_t gid);
+		     uint32_t uid, uint32_t gid, char *made);
 /* A control getxattr on ino: the value's length with *out malloc'ed (may be
  * NULL when empty), or -errno (-ENODATA for an unknown name). */
 ssize_t snapctl_getxattr(struct fs *fs, uint64_t ino, const char *name, char **out);

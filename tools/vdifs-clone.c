@@ -57,10 +57,8 @@ int main(int argc, char **argv)
 	}
 	if (mctl_check(src) < 0 || mctl_split(dst, &p) < 0)
 		return 1;
-	if (lstat(dst, &ds) == 0) {
-		tool_error("%s: file exists", dst);
-		return 1;
-	}
+	/* No lstat(dst) here: a lookup of the missing name would leave the
+	 * kernel caching it as missing; the MDS refuses an existing DST. */
 	if (stat(p.dir, &ds) != 0) {
 		tool_error("%s: %s", p.dir, strerror(errno));
 		return 1;
