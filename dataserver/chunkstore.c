@@ -1282,10 +1282,11 @@ static uint32_t held_mask(const struct chunkstore *cs, const struct chunkstore_b
 }
 
 /* (Re)builds delta c's view for chain: which INHERIT extents the chain
- * shows data under.  One chain_find per such extent and per INHERIT run, so
- * about the size of the table times the chain's depth; done when a chunk is
- * loaded and when the chain or its members change, not per write.  0 or
- * -errno (the view then stays invalid). */
+ * shows data under.  Two chain_find per run of data the chain shows (where
+ * it starts, where it ends), so at worst about the size of the tables
+ * involved times the chain's depth; done when a chunk is loaded and when the
+ * chain or its members change, not per write.  0 or -errno (the view then
+ * stays invalid). */
 static int view_build(struct chunkstore *cs, struct cs_open *c, const struct chunkstore_base *chain, uint32_t n)
 {
 	struct cs_delta *d = c->d;
@@ -1304,14 +1305,24 @@ static int view_build(struct chunkstore *cs, struct cs_open *c, const struct chu
 			e++;
 		uint64_t from = (uint64_t)b * c->bs, to = (uint64_t)(e + 1) * c->bs;
 		while (from < to) {
-			uint64_t pos;
-			rc = chain_find(cs, chain, n, c->chunk_size, from, to, true, &pos);
+			uint64_t p, q;
+			rc = chain_find(cs, chain, n, c->chunk_size, from, to, true, &p);
 			if (rc <= 0)
 				break;
-			uint32_t x = (uint32_t)(pos / c->bs);
-			bit_set(d->inh, x);
-			d->ninh++;
-			from = (uint64_t)(x + 1) * c->bs;
+			/* Data in [p, q): every extent it touches has some. */
+			rc = chain_find(cs, chain, n, c->chunk_size, p, to, false, &q);
+			if (rc < 0)
+				break;
+			if (rc == 0)
+				q = to;
+			assert(q > p);
+			if (q <= p) /* (cannot happen: p is data) never loop */
+				q = p + 1;
+			for (uint32_t x = (uint32_t)(p / c->bs); x <= (q - 1) / c->bs; x++) {
+				bit_set(d->inh, x);
+				d->ninh++;
+			}
+			from = ((q - 1) / c->bs + 1) * c->bs;
 		}
 		b = e + 1;
 	}
