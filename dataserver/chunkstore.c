@@ -345,6 +345,20 @@ static int pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
 	return 0;
 }
 
+/* Drops done bytes from the front of the iovecs (*iov, *n). */
+static void iov_consume(struct iovec **iov, int *n, size_t done)
+{
+	while (*n > 0 && done >= (*iov)->iov_len) {
+		done -= (*iov)->iov_len;
+		(*iov)++;
+		(*n)--;
+	}
+	if (*n > 0) {
+		(*iov)->iov_base = (uint8_t *)(*iov)->iov_base + done;
+		(*iov)->iov_len -= done;
+	}
+}
+
 /* Fills the iovecs from off; what lies past the end of the file (a written
  * block cut short by a crash) reads as zeros and is left to the CRC check.
  * The iovecs are consumed.  0 or -errno. */
@@ -363,15 +377,7 @@ static int preadv_full(int fd, struct iovec *iov, int n, uint64_t off)
 			return 0;
 		}
 		off += (uint64_t)got;
-		while (n > 0 && (size_t)got >= iov->iov_len) {
-			got -= (ssize_t)iov->iov_len;
-			iov++;
-			n--;
-		}
-		if (n > 0) {
-			iov->iov_base = (uint8_t *)iov->iov_base + got;
-			iov->iov_len -= (size_t)got;
-		}
+		iov_consume(&iov, &n, (size_t)got);
 	}
 	return 0;
 }
@@ -387,15 +393,7 @@ static int pwritev_full(int fd, struct iovec *iov, int n, uint64_t off)
 			return -errno;
 		}
 		off += (uint64_t)put;
-		while (n > 0 && (size_t)put >= iov->iov_len) {
-			put -= (ssize_t)iov->iov_len;
-			iov++;
-			n--;
-		}
-		if (n > 0) {
-			iov->iov_base = (uint8_t *)iov->iov_base + put;
-			iov->iov_len -= (size_t)put;
-		}
+		iov_consume(&iov, &n, (size_t)put);
 	}
 	return 0;
 }

@@ -45,23 +45,46 @@ int layer_depth(struct mdstore_txn *t, uint64_t layer, uint32_t *depth)
 	return 0;
 }
 
+int layer_ref(struct mdstore_txn *t, uint64_t id)
+{
+	struct md_layer l;
+	int rc = mdstore_get_layer(t, id, &l);
+	if (rc < 0)
+		return rc == -ENOENT ? -EIO : rc;
+	l.refcount++;
+	mdstore_put_layer(t, &l);
+	return 0;
+}
+
+int layer_is_empty(struct mdstore_txn *t, uint64_t layer)
+{
+	struct mdstore_iter *it = NULL;
+	struct mdstore_key prefix;
+	const uint8_t *key, *val;
+	size_t kl, vl;
+	mdstore_key_chunkent_prefix(&prefix, layer);
+	int rc = mdstore_iter_open(mdstore_txn_store(t), &prefix, NULL, &it);
+	if (rc < 0)
+		return rc;
+	rc = mdstore_iter_next(it, &key, &kl, &val, &vl);
+	mdstore_iter_close(it);
+	return rc < 0 ? rc : rc == 0;
+}
+
 int layer_create(struct mdstore_txn *t, uint32_t vol, uint64_t parent, uint64_t *id)
 {
 	struct md_layer l = {.parent = parent, .refcount = 1, .vol = vol};
 	int rc;
 	if (parent) {
-		struct md_layer p;
 		uint32_t depth;
 		rc = layer_depth(t, parent, &depth);
 		if (rc < 0)
 			return rc;
 		if (depth + 1 > VDIFS_DEPTH_MAX)
 			return -EMLINK;
-		rc = mdstore_get_layer(t, parent, &p);
+		rc = layer_ref(t, parent);
 		if (rc < 0)
-			return rc == -ENOENT ? -EIO : rc;
-		p.refcount++;
-		mdstore_put_layer(t, &p);
+			return rc;
 	}
 	rc = mdstore_counter_next(t, "layer", false, 0, &l.id);
 	if (rc < 0)
@@ -72,9 +95,8 @@ int layer_create(struct mdstore_txn *t, uint32_t vol, uint64_t parent, uint64_t 
 }
 
 /* Drops one layer-entry reference to chunk id; at zero deletes the chunk and
- * queues each replica for deletion on its server.  *alloc gets the chunk's
- * allocated bytes (what its layer entry was charged).  0 or -errno. */
-static int chunk_unref(struct mdstore_txn *t, uint64_t id, uint64_t *alloc)
+ * queues each replica for deletion on its server.  0 or -errno. */
+static int chunk_unref(struct mdstore_txn *t, uint64_t id)
 {
 	struct md_chunk c;
 	struct mdstore_key k;
@@ -85,7 +107,6 @@ static int chunk_unref(struct mdstore_txn *t, uint64_t id, uint64_t *alloc)
 	}
 	if (rc < 0)
 		return rc;
-	*alloc = c.alloc;
 	if (c.refcount > 1) {
 		c.refcount--;
 		mdstore_put_chunk(t, &c);
@@ -134,7 +155,7 @@ static int drop_own(struct mdstore_txn *t, uint64_t layer, uint64_t first, uint6
 	if (rc < 0)
 		return rc;
 	while ((rc = mdstore_iter_next(it, &key, &kl, &val, &vl)) > 0) {
-		uint64_t index, chunk, alloc = 0;
+		uint64_t index, chunk;
 		if (!ent_key(key, kl, &index)) {
 			log_error("corrupt chunk-table key in layer %llu", (unsigned long long)layer);
 			rc = -EIO;
@@ -151,7 +172,7 @@ static int drop_own(struct mdstore_txn *t, uint64_t layer, uint64_t first, uint6
 		mdstore_txn_del(t, &k);
 		if (chunk == 0)
 			continue;
-		rc = chunk_unref(t, chunk, &alloc);
+		rc = chunk_unref(t, chunk);
 		if (rc < 0)
 			break;
 	}
@@ -652,18 +673,17 @@ int layer_chunk_alloc(struct mds *m, const struct msg_chunk_alloc_req *req, bool
 		rc = mdstore_counter_add(t, "vchunks", true, v.id, 1);
 	if (rc < 0)
 		goto fail;
+	/* The reply is sent only when the commit succeeds (rc 0). */
+	rc = put_chunk_loc(m, t, reply, req->index, &c);
+	if (rc < 0)
+		goto fail;
 	rc = mdstore_txn_commit(t);
 	if (rc < 0)
 		return rc;
 	if (c.nrep < v.replicas)
 		log_warn("volume %s: chunk %llu placed on %u data servers of %u wanted (not enough up)", v.name,
 			 (unsigned long long)c.id, c.nrep, v.replicas);
-	t = mdstore_txn_begin(m->store);
-	if (!t)
-		return -ENOMEM;
-	rc = put_chunk_loc(m, t, reply, req->index, &c);
-	mdstore_txn_abort(t);
-	return rc;
+	return 0;
 fail:
 	mdstore_txn_abort(t);
 	return rc;

@@ -48,6 +48,12 @@ int layer_depth(struct mdstore_txn *t, uint64_t layer, uint32_t *depth);
 int layer_view(struct mdstore_txn *t, uint64_t layer, uint64_t first, uint64_t end, struct layer_ent **out,
 	       size_t *nout);
 
+/* Adds one reference to layer id.  0, -EIO (missing layer), -errno. */
+int layer_ref(struct mdstore_txn *t, uint64_t id);
+/* 1 when layer has no chunk-table entry (not even a HOLE), 0 when it has
+ * one (committed state), -errno. */
+int layer_is_empty(struct mdstore_txn *t, uint64_t layer);
+
 /* Stages a new writable layer (refcount 1) over parent (0: none; else the
  * parent gains a reference).  0 and *id, -EMLINK when the chain would be
  * deeper than VDIFS_DEPTH_MAX, or -errno. */

@@ -41,10 +41,11 @@ int namespace_check_name(struct vbytes name)
 }
 
 /* Xattr names: 1..255 bytes without NUL. */
+const struct vbytes namespace_snapdir = {(const uint8_t *)VDIFS_SNAPDIR_NAME, sizeof(VDIFS_SNAPDIR_NAME) - 1};
+
 bool namespace_is_snapdir_name(struct vbytes name)
 {
-	size_t n = sizeof(VDIFS_SNAPDIR_NAME) - 1;
-	return name.len == n && memcmp(name.p, VDIFS_SNAPDIR_NAME, n) == 0;
+	return name.len == namespace_snapdir.len && memcmp(name.p, namespace_snapdir.p, name.len) == 0;
 }
 
 /* Snapshots and snapshot directories change only through SNAP_* calls. */
@@ -74,8 +75,7 @@ void namespace_init_inode(struct md_inode *i, uint32_t vol, uint64_t ino, uint32
 	i->atime = i->mtime = i->ctime = *now;
 }
 
-/* Starts a transaction on an existing volume.  0 and *t, -ENOENT, -EIO, -ENOMEM. */
-static int begin(struct mds *m, uint32_t vol, struct md_volume *v, struct mdstore_txn **t)
+int namespace_begin(struct mds *m, uint32_t vol, struct md_volume *v, struct mdstore_txn **t)
 {
 	*t = mdstore_txn_begin(m->store);
 	if (!*t)
@@ -111,7 +111,7 @@ int namespace_begin_in_dir(struct mds *m, uint32_t vol, uint64_t parent, struct 
 	int rc = namespace_check_name(name);
 	if (rc < 0)
 		return rc;
-	rc = begin(m, vol, v, t);
+	rc = namespace_begin(m, vol, v, t);
 	if (rc < 0)
 		return rc;
 	rc = load_dir(*t, vol, parent, d);
@@ -236,14 +236,13 @@ static int has_entries(struct mdstore *st, uint32_t vol, uint64_t dir, bool skip
 static int dir_empty(struct mdstore_txn *t, uint32_t vol, uint64_t dir)
 {
 	struct mdstore *st = mdstore_txn_store(t);
-	struct vbytes snapname = {(const uint8_t *)VDIFS_SNAPDIR_NAME, sizeof(VDIFS_SNAPDIR_NAME) - 1};
 	struct md_dirent de;
 	struct md_inode sd;
 	struct mdstore_key k;
 	int rc = has_entries(st, vol, dir, true);
 	if (rc != 0)
 		return rc > 0 ? -ENOTEMPTY : rc;
-	rc = mdstore_get_dirent(t, vol, dir, snapname.p, snapname.len, &de);
+	rc = mdstore_get_dirent(t, vol, dir, namespace_snapdir.p, namespace_snapdir.len, &de);
 	if (rc == -ENOENT)
 		return 0;
 	if (rc == 0)
@@ -252,7 +251,7 @@ static int dir_empty(struct mdstore_txn *t, uint32_t vol, uint64_t dir)
 		rc = has_entries(st, vol, sd.ino, false);
 	if (rc != 0)
 		return rc > 0 ? -ENOTEMPTY : rc;
-	mdstore_key_dirent(&k, vol, dir, snapname.p, snapname.len);
+	mdstore_key_dirent(&k, vol, dir, namespace_snapdir.p, namespace_snapdir.len);
 	mdstore_txn_del(t, &k);
 	return namespace_free_inode(t, &sd);
 }
@@ -302,7 +301,7 @@ int namespace_getattr(struct mds *m, uint32_t vol, uint64_t ino, struct vdifs_at
 	struct mdstore_txn *t;
 	struct md_volume v;
 	struct md_inode i;
-	int rc = begin(m, vol, &v, &t);
+	int rc = namespace_begin(m, vol, &v, &t);
 	if (rc < 0)
 		return rc;
 	rc = mdstore_get_inode(t, vol, ino, &i);
@@ -324,7 +323,7 @@ int namespace_setattr(struct mds *m, const struct msg_setattr_req *req, struct v
 	if (((valid & VDIFS_SET_ATIME) && req->atime_ns >= 1000000000u) ||
 	    ((valid & VDIFS_SET_MTIME) && req->mtime_ns >= 1000000000u))
 		return -EINVAL;
-	rc = begin(m, req->vol, &v, &t);
+	rc = namespace_begin(m, req->vol, &v, &t);
 	if (rc < 0)
 		return rc;
 	rc = mdstore_get_inode(t, req->vol, req->ino, &i);
@@ -508,7 +507,7 @@ int namespace_link(struct mds *m, const struct msg_link_req *req, struct vdifs_a
 	int rc = namespace_check_name(req->newname);
 	if (rc < 0)
 		return rc;
-	rc = begin(m, req->vol, &v, &t);
+	rc = namespace_begin(m, req->vol, &v, &t);
 	if (rc < 0)
 		return rc;
 	rc = mdstore_get_inode(t, req->vol, req->ino, &i);
@@ -651,7 +650,7 @@ int namespace_rename(struct mds *m, const struct msg_rename_req *req)
 		rc = namespace_check_name(req->newname);
 	if (rc < 0)
 		return rc;
-	rc = begin(m, vol, &v, &t);
+	rc = namespace_begin(m, vol, &v, &t);
 	if (rc < 0)
 		return rc;
 	rc = load_dir(t, vol, req->parent, &p);
@@ -774,7 +773,7 @@ int namespace_readlink(struct mds *m, uint32_t vol, uint64_t ino, char *target, 
 	struct mdstore_txn *t;
 	struct md_volume v;
 	struct md_inode i;
-	int rc = begin(m, vol, &v, &t);
+	int rc = namespace_begin(m, vol, &v, &t);
 	if (rc < 0)
 		return rc;
 	rc = mdstore_get_inode(t, vol, ino, &i);
@@ -803,7 +802,7 @@ int namespace_readdir(struct mds *m, const struct msg_readdir_req *req, struct w
 
 	*count = 0;
 	*eof = false;
-	rc = begin(m, req->vol, &v, &t);
+	rc = namespace_begin(m, req->vol, &v, &t);
 	if (rc < 0)
 		return rc;
 	rc = mdstore_get_inode(t, req->vol, req->ino, &d);
@@ -864,7 +863,7 @@ int namespace_setxattr(struct mds *m, const struct msg_setxattr_req *req)
 		return rc;
 	if ((req->flags & ~known) || (req->flags & known) == known)
 		return -EINVAL;
-	rc = begin(m, req->vol, &v, &t);
+	rc = namespace_begin(m, req->vol, &v, &t);
 	if (rc < 0)
 		return rc;
 	rc = mdstore_get_inode(t, req->vol, req->ino, &i);
@@ -904,7 +903,7 @@ int namespace_getxattr(struct mds *m, uint32_t vol, uint64_t ino, struct vbytes 
 	int rc = check_xattr_name(name);
 	if (rc < 0)
 		return rc;
-	rc = begin(m, vol, &v, &t);
+	rc = namespace_begin(m, vol, &v, &t);
 	if (rc < 0)
 		return rc;
 	rc = mdstore_get_inode(t, vol, ino, &i);
@@ -938,7 +937,7 @@ int namespace_listxattr(struct mds *m, uint32_t vol, uint64_t ino, struct wbuf *
 	struct mdstore_key prefix;
 	const uint8_t *key, *val;
 	size_t kl, vl;
-	int rc = begin(m, vol, &v, &t);
+	int rc = namespace_begin(m, vol, &v, &t);
 	if (rc < 0)
 		return rc;
 	rc = mdstore_get_inode(t, vol, ino, &i);
@@ -974,7 +973,7 @@ int namespace_removexattr(struct mds *m, uint32_t vol, uint64_t ino, struct vbyt
 	int rc = check_xattr_name(name);
 	if (rc < 0)
 		return rc;
-	rc = begin(m, vol, &v, &t);
+	rc = namespace_begin(m, vol, &v, &t);
 	if (rc < 0)
 		return rc;
 	rc = mdstore_get_inode(t, vol, ino, &i);
@@ -1003,7 +1002,7 @@ int namespace_statfs(struct mds *m, uint32_t vol, struct msg_statfs_rep *out)
 	struct md_volume v;
 	struct dsreg_totals tot;
 	uint64_t inodes;
-	int rc = begin(m, vol, &v, &t);
+	int rc = namespace_begin(m, vol, &v, &t);
 	if (rc < 0)
 		return rc;
 	rc = mdstore_counter_get(t, "inodes", true, vol, &inodes);
@@ -1028,7 +1027,7 @@ int namespace_open(struct mds *m, struct session *s, uint32_t vol, uint64_t ino,
 	struct mdstore_txn *t;
 	struct md_volume v;
 	struct md_inode i;
-	int rc = begin(m, vol, &v, &t);
+	int rc = namespace_begin(m, vol, &v, &t);
 	if (rc < 0)
 		return rc;
 	rc = mdstore_get_inode(t, vol, ino, &i);

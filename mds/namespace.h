@@ -33,12 +33,17 @@
 
 /* 0, -EINVAL or -ENAMETOOLONG (see above). */
 int namespace_check_name(struct vbytes name);
+/* VDIFS_SNAPDIR_NAME as bytes. */
+extern const struct vbytes namespace_snapdir;
 /* Whether name is VDIFS_SNAPDIR_NAME: reserved for the hidden snapshot
  * directory (creating, linking, renaming or removing it is -EPERM). */
 bool namespace_is_snapdir_name(struct vbytes name);
 
 /* ---- building blocks for other MDS modules (snapshot.c) ------------------ */
 
+/* Starts a transaction on an existing volume: 0 and *t, or -ENOENT, -EIO,
+ * -ENOMEM with no transaction open. */
+int namespace_begin(struct mds *m, uint32_t vol, struct md_volume *v, struct mdstore_txn **t);
 /* The start of every operation on one name in a directory: checks the name,
  * begins a transaction, loads the directory and looks the name up.  Returns 0
  * with *t open and *found telling whether the name exists (then *de is its

@@ -15,22 +15,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-static const struct vbytes snapdir_name = {(const uint8_t *)VDIFS_SNAPDIR_NAME, sizeof(VDIFS_SNAPDIR_NAME) - 1};
-
-/* Starts a transaction on an existing volume.  0 and *t, or -errno. */
-static int begin_vol(struct mds *m, uint32_t vol, struct md_volume *v, struct mdstore_txn **t)
-{
-	*t = mdstore_txn_begin(m->store);
-	if (!*t)
-		return -ENOMEM;
-	int rc = mdstore_get_volume(*t, vol, v);
-	if (rc < 0) {
-		mdstore_txn_abort(*t);
-		*t = NULL;
-	}
-	return rc;
-}
-
 /* A regular file that is not a snapshot (a snapshot is what these calls
  * make, revert to or clone from; it is never their target). */
 static int check_live_file(const struct md_inode *i)
@@ -39,33 +23,6 @@ static int check_live_file(const struct md_inode *i)
 		return -EISDIR;
 	if (!S_ISREG(i->mode) || i->layer == 0 || (i->flags & MD_INODE_SNAPSHOT))
 		return -EINVAL;
-	return 0;
-}
-
-/* 1 when layer has no chunk-table entry (not even a HOLE), 0 when it has. */
-static int layer_is_empty(struct mdstore_txn *t, uint64_t layer)
-{
-	struct mdstore_iter *it = NULL;
-	struct mdstore_key prefix;
-	const uint8_t *key, *val;
-	size_t kl, vl;
-	mdstore_key_chunkent_prefix(&prefix, layer);
-	int rc = mdstore_iter_open(mdstore_txn_store(t), &prefix, NULL, &it);
-	if (rc < 0)
-		return rc;
-	rc = mdstore_iter_next(it, &key, &kl, &val, &vl);
-	mdstore_iter_close(it);
-	return rc < 0 ? rc : rc == 0;
-}
-
-static int layer_ref(struct mdstore_txn *t, uint64_t id)
-{
-	struct md_layer l;
-	int rc = mdstore_get_layer(t, id, &l);
-	if (rc < 0)
-		return rc == -ENOENT ? -EIO : rc;
-	l.refcount++;
-	mdstore_put_layer(t, &l);
 	return 0;
 }
 
@@ -233,7 +190,7 @@ static int begin_file(struct mds *m, const struct msg_snap_req *q, struct mdstor
 static int get_snapdir(struct mdstore_txn *t, struct md_inode *d, const struct md_time *now, struct md_inode *sd)
 {
 	struct md_dirent de;
-	int rc = mdstore_get_dirent(t, d->vol, d->ino, snapdir_name.p, snapdir_name.len, &de);
+	int rc = mdstore_get_dirent(t, d->vol, d->ino, namespace_snapdir.p, namespace_snapdir.len, &de);
 	if (rc == 0) {
 		rc = namespace_load_child(t, d->vol, &de, sd);
 		if (rc == 0 && !(sd->flags & MD_INODE_SNAPDIR)) {
@@ -250,7 +207,7 @@ static int get_snapdir(struct mdstore_txn *t, struct md_inode *d, const struct m
 	sd->uid = d->uid;
 	sd->gid = d->gid;
 	sd->flags = MD_INODE_SNAPDIR;
-	rc = namespace_add_entry(t, d, snapdir_name, sd, now);
+	rc = namespace_add_entry(t, d, namespace_snapdir, sd, now);
 	if (rc < 0)
 		return rc;
 	/* Hidden from readdir, so not counted in the directory's links either
@@ -359,7 +316,7 @@ int snapshot_list(struct mds *m, uint32_t vol, uint64_t ino, struct wbuf *items,
 	struct md_volume v;
 	struct md_inode i;
 	*count = 0;
-	int rc = begin_vol(m, vol, &v, &t);
+	int rc = namespace_begin(m, vol, &v, &t);
 	if (rc < 0)
 		return rc;
 	rc = mdstore_get_inode(t, vol, ino, &i);
@@ -483,7 +440,7 @@ int snapshot_clone(struct mds *m, const struct msg_clone_req *q, struct vdifs_at
 	int rc;
 
 	if (q->dst) {
-		rc = begin_vol(m, q->vol, &v, &t);
+		rc = namespace_begin(m, q->vol, &v, &t);
 		if (rc < 0)
 			return rc;
 		rc = q->dst == q->src ? -EINVAL : mdstore_get_inode(t, q->vol, q->dst, &dst);
@@ -563,7 +520,7 @@ int snapshot_info(struct mds *m, uint32_t vol, uint64_t ino, struct msg_file_inf
 	struct layer_ent *ents = NULL;
 	size_t n = 0;
 	memset(out, 0, sizeof(*out));
-	int rc = begin_vol(m, vol, &v, &t);
+	int rc = namespace_begin(m, vol, &v, &t);
 	if (rc < 0)
 		return rc;
 	rc = mdstore_get_inode(t, vol, ino, &i);
