@@ -12,6 +12,12 @@
  *   setxattr(DIR, "user.vdifs.clone",       "SRCINO/NAME") clone inode SRCINO as DIR/NAME
  *   getxattr(FILE, "user.vdifs.snaps")  one line per snapshot: name size mtime_s mtime_ns
  *   getxattr(FILE, "user.vdifs.info")   key=value lines (size allocated owned shared ...)
+ *   getxattr(FILE, "user.vdifs.tree[.SKIP]")  inheritance tree, one node per
+ *                 line from node SKIP on ("layer parent kind ino size owned";
+ *                 as many as fit 60 KB: ask again from SKIP + lines)
+ *   setxattr(FILE, "user.vdifs.flatten", "begin" | "copy FIRST COUNT" | "end" |
+ *                 "abort")  flatten in steps, so the tool can show progress;
+ *   getxattr(FILE, "user.vdifs.flatten")  after "begin": flat=0|1 chunks=N
  *
  * Going through the mount keeps the kernel's permission checks (write
  * access to DIR) and lets the mount fix its own caches: it commits a file's
@@ -57,6 +63,103 @@ static int split_pair(const char *value, size_t size, char *a, char *b)
 	return 0;
 }
 
+/* The flatten slot of ino (a free one when make), under s->lock; NULL when
+ * there is none. */
+static struct snapctl_flatten *flatten_slot(struct snapctl *s, uint64_t ino, bool make)
+{
+	for (unsigned k = 0; k < SNAPCTL_FLATTENS; k++)
+		if (s->flattens[k].ino == ino)
+			return &s->flattens[k];
+	for (unsigned k = 0; make && k < SNAPCTL_FLATTENS; k++)
+		if (s->flattens[k].ino == 0)
+			return &s->flattens[k];
+	return NULL;
+}
+
+static void flatten_forget(struct snapctl *s, uint64_t ino)
+{
+	pthread_mutex_lock(&s->lock);
+	struct snapctl_flatten *j = flatten_slot(s, ino, false);
+	if (j) {
+		if (j->allocs)
+			wbuf_free(j->allocs);
+		free(j->allocs);
+		memset(j, 0, sizeof(*j));
+	}
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* One step of a flatten of file ino (see the list at the top). */
+static int flatten_step(struct fs *fs, uint64_t ino, const char *value, size_t size)
+{
+	char cmd[64];
+	unsigned long long first, count;
+	struct snapctl_flatten *j;
+	struct vdifs_attr out;
+	struct msg_flatten_rep rep;
+	int rc;
+	if (size == 0 || size >= sizeof(cmd) || memchr(value, '\0', size))
+		return -EINVAL;
+	memcpy(cmd, value, size);
+	cmd[size] = '\0';
+	if (strcmp(cmd, "begin") == 0) {
+		flatten_forget(&fs->ctl, ino);
+		rc = vdifs_inode_commit(fs->c, ino);
+		if (rc == 0)
+			rc = vdifs_flatten_begin(fs->c, ino, &rep);
+		if (rc < 0)
+			return rc;
+		vdifs_inode_frozen(fs->c, ino);
+		struct wbuf *w = calloc(1, sizeof(*w));
+		if (!w)
+			return -ENOMEM;
+		wbuf_init(w);
+		pthread_mutex_lock(&fs->ctl.lock);
+		j = flatten_slot(&fs->ctl, 0, true);
+		if (j)
+			*j = (struct snapctl_flatten){ino, rep.flat != 0, rep.chunks, w, 0};
+		pthread_mutex_unlock(&fs->ctl.lock);
+		if (!j) {
+			free(w);
+			vdifs_flatten_end(fs->c, ino, true, NULL, 0, NULL);
+			return -EBUSY; /* too many flattens through this mount at once */
+		}
+		return 0;
+	}
+	bool end = strcmp(cmd, "end") == 0, abandon = strcmp(cmd, "abort") == 0;
+	char extra;
+	if (!end && !abandon && sscanf(cmd, "copy %llu %llu%c", &first, &count, &extra) != 2)
+		return -EINVAL;
+	/* The job's list of copies is only touched by its own steps, which
+	 * one tool makes one after the other. */
+	pthread_mutex_lock(&fs->ctl.lock);
+	j = flatten_slot(&fs->ctl, ino, false);
+	struct snapctl_flatten job = j ? *j : (struct snapctl_flatten){0};
+	pthread_mutex_unlock(&fs->ctl.lock);
+	if (!j && !abandon)
+		return -ENOENT;
+	if (!end && !abandon) {
+		uint32_t n = job.nallocs;
+		rc = vdifs_flatten_copy(fs->c, ino, first, count > UINT32_MAX ? UINT32_MAX : (uint32_t)count,
+					job.allocs, &n);
+		pthread_mutex_lock(&fs->ctl.lock);
+		j = flatten_slot(&fs->ctl, ino, false);
+		if (j)
+			j->nallocs = n;
+		pthread_mutex_unlock(&fs->ctl.lock);
+		return rc;
+	}
+	rc = vdifs_flatten_end(fs->c, ino, abandon, job.allocs, job.nallocs, &out);
+	flatten_forget(&fs->ctl, ino);
+	if (rc == 0 && end) {
+		rc = vdifs_inode_reload(fs->c, ino);
+		/* Same bytes, but the kernel's attributes (blocks) are old. */
+		if (fs->se)
+			fuse_lowlevel_notify_inval_inode(fs->se, fs_to_fuse(fs, ino), -1, 0);
+	}
+	return rc;
+}
+
 int snapctl_setxattr(struct fs *fs, uint64_t dir, const char *name, const char *value, size_t size,
 		     uint32_t uid, uint32_t gid, char *made)
 {
@@ -67,6 +170,8 @@ int snapctl_setxattr(struct fs *fs, uint64_t dir, const char *name, const char *
 
 	if (fs->ro)
 		return -EROFS;
+	if (strcmp(op, "flatten") == 0)
+		return flatten_step(fs, dir, value, size);
 	rc = split_pair(value, size, a, b);
 	if (rc < 0)
 		return rc;
@@ -150,6 +255,18 @@ static int list_cb(void *arg, const char *name, const struct vdifs_attr *a)
 	return 0;
 }
 
+/* Tree lines up to TREE_TEXT_MAX bytes (getxattr values stop at 64 KiB). */
+#define TREE_TEXT_MAX 60000
+static int tree_cb(void *arg, const struct msg_tree_node *n)
+{
+	struct text *t = arg;
+	if (t->len > TREE_TEXT_MAX)
+		return -ENOSPC;
+	text_add(t, "%" PRIu64 " %" PRIu64 " %u %" PRIu64 " %" PRIu64 " %" PRIu64 "\n", n->layer, n->parent,
+		 n->kind, n->ino, n->size, n->owned);
+	return 0;
+}
+
 ssize_t snapctl_getxattr(struct fs *fs, uint64_t ino, const char *name, char **out)
 {
 	const char *op = name + sizeof(CTL_PREFIX) - 1;
@@ -168,6 +285,24 @@ ssize_t snapctl_getxattr(struct fs *fs, uint64_t ino, const char *name, char **o
 				 "size=%" PRIu64 "\nallocated=%" PRIu64 "\nowned=%" PRIu64 "\nshared=%" PRIu64
 				 "\ndepth=%" PRIu32 "\nsnapshots=%" PRIu32 "\nlayer=%" PRIu64 "\norigin=%" PRIu64 "\n",
 				 r.size, r.allocated, r.owned, r.shared, r.depth, r.snapshots, r.layer, r.origin);
+	} else if (strcmp(op, "flatten") == 0) {
+		pthread_mutex_lock(&fs->ctl.lock);
+		struct snapctl_flatten *j = flatten_slot(&fs->ctl, ino, false);
+		if (j)
+			text_add(&t, "flat=%d\nchunks=%" PRIu64 "\n", j->flat, j->chunks);
+		pthread_mutex_unlock(&fs->ctl.lock);
+		rc = j ? 0 : -ENODATA;
+	} else if (strncmp(op, "tree", 4) == 0 && (op[4] == '\0' || op[4] == '.')) {
+		char *end = NULL;
+		unsigned long skip = op[4] ? strtoul(op + 5, &end, 10) : 0;
+		if (op[4] && (end == op + 5 || *end || skip > UINT32_MAX))
+			return -ENODATA;
+		uint32_t count;
+		rc = vdifs_inode_commit(fs->c, ino);
+		if (rc == 0)
+			rc = vdifs_file_tree(fs->c, ino, (uint32_t)skip, tree_cb, &t, &count);
+		if (rc == -ENOSPC) /* full: the tool asks again for the rest */
+			rc = 0;
 	} else {
 		return -ENODATA;
 	}
@@ -181,9 +316,21 @@ ssize_t snapctl_getxattr(struct fs *fs, uint64_t ino, const char *name, char **o
 	return (ssize_t)t.len;
 }
 
-void snapctl_init(struct snapctl *s) { pthread_mutex_init(&s->lock, NULL); }
+void snapctl_init(struct snapctl *s)
+{
+	memset(s, 0, sizeof(*s));
+	pthread_mutex_init(&s->lock, NULL);
+}
 
-void snapctl_destroy(struct snapctl *s) { pthread_mutex_destroy(&s->lock); }
+void snapctl_destroy(struct snapctl *s)
+{
+	for (unsigned k = 0; k < SNAPCTL_FLATTENS; k++)
+		if (s->flattens[k].allocs) {
+			wbuf_free(s->flattens[k].allocs);
+			free(s->flattens[k].allocs);
+		}
+	pthread_mutex_destroy(&s->lock);
+}
 
 static uint64_t now_ms(void)
 {

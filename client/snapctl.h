@@ -21,6 +21,17 @@ struct snapctl_clone {
 	uint64_t until_ms;
 };
 
+/* Flattens in progress through this mount: what the steps learnt so far
+ * (the copies' sizes go to the MDS at the end). */
+#define SNAPCTL_FLATTENS 8
+struct snapctl_flatten {
+	uint64_t ino; /* 0: a free slot */
+	bool flat;
+	uint64_t chunks;
+	struct wbuf *allocs;
+	uint32_t nallocs;
+};
+
 /* Recent whole-file clones made by copy_file_range, so that the calls that
  * follow for the rest of the same copy (the kernel caps one call near
  * 4 GiB) succeed without copying anything. */
@@ -28,19 +39,22 @@ struct snapctl {
 	pthread_mutex_t lock;
 	struct snapctl_clone recent[SNAPCTL_RECENT];
 	unsigned next;
+	struct snapctl_flatten flattens[SNAPCTL_FLATTENS];
 };
 
 struct fs;
 struct vdifs_file;
+struct wbuf;
 
 void snapctl_init(struct snapctl *s);
 void snapctl_destroy(struct snapctl *s);
 
 /* Whether an xattr name is in the reserved control namespace. */
 bool snapctl_is_ctl(const char *name);
-/* A control setxattr on directory dir (vdifs inode) by uid/gid: 0 or
- * -errno.  made (VDIFS_NAME_MAX + 1 bytes) gets the name it created in dir,
- * if any, for the caller to invalidate in the kernel's cache. */
+/* A control setxattr on directory dir (vdifs inode) by uid/gid -- or, for
+ * "flatten", on the file itself: 0 or -errno.  made (VDIFS_NAME_MAX + 1
+ * bytes) gets the name it created in dir, if any, for the caller to
+ * invalidate in the kernel's cache. */
 int snapctl_setxattr(struct fs *fs, uint64_t dir, const char *name, const char *value, size_t size,
 		     uint32_t uid, uint32_t gid, char *made);
 /* A control getxattr on ino: the value's length with *out malloc'ed (may be

@@ -208,6 +208,23 @@ int vdifs_clone(struct vdifs_client *c, uint64_t src, uint64_t dst, uint64_t par
 /* Space of file ino: size, allocated, owned and shared bytes, depth... */
 int vdifs_file_info(struct vdifs_client *c, uint64_t ino, struct msg_file_info_rep *out);
 
+/* The inheritance tree of file ino's layers (mds/tree.h): fn for each node
+ * from number skip on, as many as one reply holds (*count: how many; ask
+ * again from skip + *count until 0). */
+int vdifs_file_tree(struct vdifs_client *c, uint64_t ino, uint32_t skip,
+		    int (*fn)(void *arg, const struct msg_tree_node *n), void *arg, uint32_t *count);
+
+/* Flattening file ino (mds/flatten.h): begin (out->flat: nothing to do;
+ * out->chunks: indexes to copy), copy the chunks of index windows (each new
+ * chunk copied on the data servers themselves; an alloc record per chunk
+ * appended to allocs), then end (abandon: throw the copy away).  The end is
+ * -EBUSY when the file changed meanwhile.  The caller reloads the file. */
+int vdifs_flatten_begin(struct vdifs_client *c, uint64_t ino, struct msg_flatten_rep *out);
+int vdifs_flatten_copy(struct vdifs_client *c, uint64_t ino, uint64_t first, uint32_t max, struct wbuf *allocs,
+		       uint32_t *nallocs);
+int vdifs_flatten_end(struct vdifs_client *c, uint64_t ino, bool abandon, const struct wbuf *allocs,
+		      uint32_t nallocs, struct vdifs_attr *out);
+
 /* Commits the dirty size, mtime and allocation of ino if this client has it open. */
 int vdifs_inode_commit(struct vdifs_client *c, uint64_t ino);
 /* ino's cached chunks may no longer be written (its content was frozen). */

@@ -90,7 +90,8 @@ static void dsio_reply(void *arg, int status, const uint8_t *payload, uint32_t l
 			break;
 		}
 		case VDIFS_MSG_DS_WRITE:
-		case VDIFS_MSG_DS_PUNCH: {
+		case VDIFS_MSG_DS_PUNCH:
+		case VDIFS_MSG_DS_COPY: {
 			struct msg_ds_io_rep rep;
 			if (len > 0 && msg_ds_io_rep_decode(payload, len, &rep) == 0) {
 				op->alloc = rep.alloc;
@@ -325,6 +326,17 @@ void dsio_encode_seek(struct dsio_op *op, uint32_t off, int whence)
 	op->type = VDIFS_MSG_DS_SEEK;
 	wbuf_reset(&op->head);
 	msg_ds_seek_req_put(&op->head, &m);
+}
+
+void dsio_encode_copy(struct dsio_op *op, uint64_t chunk_size, const struct vdifs_chunk *src)
+{
+	struct msg_ds_copy_req m = { .chunk_id = op->ch.chunk_id, .version = op->ch.version,
+				     .chunk_size = chunk_size, .src_id = src->chunk_id,
+				     .src_version = src->version, .src_extent = src->extent,
+				     .nbase = src->nbase, .bases = dsio_bases(src) };
+	op->type = VDIFS_MSG_DS_COPY;
+	wbuf_reset(&op->head);
+	msg_ds_copy_req_put(&op->head, &m);
 }
 
 struct dsio_op *dsio_ops_new(size_t n)

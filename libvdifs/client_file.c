@@ -166,9 +166,7 @@ void client_overlay(struct vdifs_client *c, struct vdifs_attr *a)
 	pthread_mutex_unlock(&in->lock);
 }
 
-/* Decodes one chunk_loc into a chunk with interned replica addresses. */
-static int client_chunk_from_loc(struct vdifs_client *c, const struct msg_chunk_loc *m,
-				 struct vdifs_chunk *out)
+int client_chunk_from_loc(struct vdifs_client *c, const struct msg_chunk_loc *m, struct vdifs_chunk *out)
 {
 	struct wreader r;
 

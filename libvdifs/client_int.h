@@ -151,6 +151,10 @@ struct dsio_op {
 	char msg[128];          /* server's error message */
 };
 
+/* Decodes one chunk_loc into a chunk with interned replica addresses.
+ * 0, -EBADMSG, -ENOMEM. */
+int client_chunk_from_loc(struct vdifs_client *c, const struct msg_chunk_loc *m, struct vdifs_chunk *out);
+
 void dsio_batch_init(struct dsio_batch *b);
 void dsio_batch_destroy(struct dsio_batch *b);
 /* Sends op (its head already encoded) to replica r of its chunk.  data is
@@ -179,6 +183,8 @@ void dsio_encode_read(struct dsio_op *op);
 void dsio_encode_punch(struct dsio_op *op, uint64_t chunk_size);
 void dsio_encode_sync(struct dsio_op *op);
 void dsio_encode_seek(struct dsio_op *op, uint32_t off, int whence);
+/* DS_COPY into op->ch (a new plain chunk) from src, on the server op goes to. */
+void dsio_encode_copy(struct dsio_op *op, uint64_t chunk_size, const struct vdifs_chunk *src);
 
 /* n zeroed ops with their heads ready (NULL on ENOMEM); freed with
  * dsio_ops_free (NULL accepted). */

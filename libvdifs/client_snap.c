@@ -111,3 +111,38 @@ int vdifs_file_info(struct vdifs_client *c, uint64_t ino, struct msg_file_info_r
 	rpc_result_free(&res);
 	return rc;
 }
+
+int vdifs_file_tree(struct vdifs_client *c, uint64_t ino, uint32_t skip,
+		    int (*fn)(void *arg, const struct msg_tree_node *n), void *arg, uint32_t *count)
+{
+	struct msg_tree_req m = { .vol = c->vol, .ino = ino, .skip = skip };
+	struct rpc_result res;
+	struct msg_list_rep rep;
+	struct wreader r;
+	struct wbuf b;
+	*count = 0;
+	wbuf_init(&b);
+	msg_tree_req_put(&b, &m);
+	int rc = client_mds_call(c, VDIFS_MSG_FILE_TREE, &b, &res);
+	wbuf_free(&b);
+	if (rc == 0 && msg_list_rep_decode(res.payload, res.len, &rep) != 0)
+		rc = client_bad_reply(VDIFS_MSG_FILE_TREE);
+	if (rc == 0) {
+		wreader_init(&r, rep.items.p, rep.items.len);
+		for (uint32_t i = 0; i < rep.count && rc == 0; i++) {
+			struct msg_tree_node n;
+			msg_tree_node_get(&r, &n);
+			if (r.err) {
+				rc = client_bad_reply(VDIFS_MSG_FILE_TREE);
+				break;
+			}
+			rc = fn(arg, &n);
+			if (rc == 0)
+				(*count)++;
+		}
+		if (rc == 0 && wreader_finish(&r) != 0)
+			rc = client_bad_reply(VDIFS_MSG_FILE_TREE);
+	}
+	rpc_result_free(&res);
+	return rc;
+}

@@ -63,9 +63,10 @@ enum vdifs_role { VDIFS_ROLE_CLIENT = 1, VDIFS_ROLE_DS = 2, VDIFS_ROLE_ADMIN = 3
 	X(LAYOUT, 64) X(CHUNK_ALLOC, 65) X(CHUNK_DROP, 66) X(COMMIT, 67)     \
 	X(SNAP_CREATE, 68) X(SNAP_LIST, 69) X(SNAP_DELETE, 70)              \
 	X(SNAP_REVERT, 71) X(CLONE, 72) X(FILE_INFO, 73) X(FILE_TREE, 74)   \
+	X(FLATTEN_BEGIN, 75) X(FLATTEN_CHUNKS, 76) X(FLATTEN_END, 77)       \
 	X(DS_REGISTER, 80) X(DS_HEARTBEAT, 81)                               \
 	X(DS_WRITE, 96) X(DS_READ, 97) X(DS_PUNCH, 98) X(DS_SYNC, 99)        \
-	X(DS_SEEK, 100) X(DS_STAT, 101) X(DS_DELETE, 102)
+	X(DS_SEEK, 100) X(DS_STAT, 101) X(DS_DELETE, 102) X(DS_COPY, 103)
 
 enum vdifs_msg_type {
 #define VDIFS_ENUM(name, num) VDIFS_MSG_##name = num,
@@ -195,6 +196,20 @@ const char *proto_msg_name(uint16_t type);
 #define REC_tree_node(F)                                                     \
 	F(U64, layer) F(U64, parent) F(U8, kind) F(U64, ino) F(U64, size)    \
 	F(U64, owned)
+/* FILE_TREE request: the tree holding file ino, nodes from number skip on
+ * (a reply carries at most what fits a frame; the caller asks again). */
+#define REC_tree_req(F) F(U32, vol) F(U64, ino) F(U32, skip)
+/* FLATTEN_BEGIN reply: chunks: indexes to copy run over [0, chunks); flat 1
+ * when the file has no ancestors and no delta chunk (nothing to do). */
+#define REC_flatten_rep(F) F(U8, flat) F(U64, chunks)
+/* FLATTEN_CHUNKS: for each index in [first, first + max) the frozen content
+ * holds, a plain chunk of the flattened layer; the reply is a list_rep of
+ * pairs of chunk_loc records: the new chunk, then the source (with its
+ * chain) it is copied from on the same servers. */
+#define REC_flatten_chunks_req(F) F(U32, vol) F(U64, ino) F(U64, first) F(U32, max)
+/* FLATTEN_END: flags 1 aborts; items: alloc records of the copies made. */
+#define REC_flatten_end_req(F)                                               \
+	F(U32, vol) F(U64, ino) F(U32, flags) F(U32, count) F(BLOB, items)
 
 /* ---- file layout (metadata only: the MDS never carries file data) -------- */
 #define REC_layout_req(F) F(U32, vol) F(U64, ino) F(U64, first) F(U32, max)
@@ -237,6 +252,12 @@ const char *proto_msg_name(uint16_t type);
 	F(U32, offset) F(U8, whence)
 #define REC_ds_seek_rep(F) F(U8, found) F(U32, offset)
 #define REC_ds_chunk_req(F) F(U64, chunk_id)
+/* DS_COPY: makes plain chunk chunk_id (version, chunk_size) on this server
+ * holding what chunk src_id (src_version, a delta when src_extent > 0, over
+ * its chain of nbase bases) reads as, copied locally; holes stay holes. */
+#define REC_ds_copy_req(F)                                                   \
+	F(U64, chunk_id) F(U32, version) F(U64, chunk_size) F(U64, src_id)   \
+	F(U32, src_version) F(U32, src_extent) F(U32, nbase) F(BLOB, bases)
 #define REC_ds_stat_rep(F) F(U32, version) F(U64, alloc) F(U64, chunk_size)
 
 /* All records, for the generators in proto.c. */
@@ -249,13 +270,14 @@ const char *proto_msg_name(uint16_t type);
 	R(setattr_req) R(mknod_req) R(symlink_req) R(link_req)               \
 	R(rename_req) R(readlink_rep) R(readdir_req) R(readdir_rep)          \
 	R(setxattr_req) R(xattr_req) R(xattr_rep) R(open_req)                \
-	R(snap_req) R(clone_req) R(file_info_rep) R(tree_node)               \
+	R(snap_req) R(clone_req) R(file_info_rep) R(tree_node) R(tree_req)   \
+	R(flatten_rep) R(flatten_chunks_req) R(flatten_end_req)              \
 	R(layout_req) R(chunk_alloc_req) R(chunk_drop_req)      \
 	R(commit_req) R(ds_register_req) R(ds_register_rep)                  \
 	R(ds_heartbeat_req) R(ds_heartbeat_rep) R(ds_write_req)              \
 	R(ds_io_rep) R(ds_read_req) R(ds_read_rep) R(ds_punch_req)           \
 	R(ds_sync_req) R(ds_seek_req) R(ds_seek_rep) R(ds_chunk_req)         \
-	R(ds_stat_rep)
+	R(ds_stat_rep) R(ds_copy_req)
 
 /* C types of the field kinds. */
 #define PROTO_CTYPE_U8 uint8_t

@@ -13,12 +13,14 @@
 #include "handlers.h"
 
 #include "dsreg.h"
+#include "flatten.h"
 #include "layer.h"
 #include "log.h"
 #include "mds.h"
 #include "namespace.h"
-#include "snapshot.h"
 #include "session.h"
+#include "snapshot.h"
+#include "tree.h"
 #include "volume.h"
 
 #include <errno.h>
@@ -642,6 +644,75 @@ static void h_file_info(struct mds *m, const struct rpc_request *req)
 	wbuf_free(&b);
 }
 
+static void h_file_tree(struct mds *m, const struct rpc_request *req)
+{
+	struct msg_tree_req q;
+	struct wbuf items;
+	uint32_t count;
+	if (!decoded(req, msg_tree_req_decode(req->payload, req->len, &q)))
+		return;
+	wbuf_init(&items);
+	int rc = tree_list(m, q.vol, q.ino, q.skip, &items, &count);
+	if (rc < 0)
+		fail(req, rc, "tree of inode %llu of volume %u", (unsigned long long)q.ino, q.vol);
+	else
+		reply_list(req, count, &items);
+	wbuf_free(&items);
+}
+
+static void h_flatten_begin(struct mds *m, const struct rpc_request *req)
+{
+	struct msg_ino_req q;
+	struct msg_flatten_rep r;
+	struct wbuf b;
+	if (!decoded(req, msg_ino_req_decode(req->payload, req->len, &q)) || !writable(req, q.vol))
+		return;
+	int rc = flatten_begin(m, q.vol, q.ino, &r);
+	if (rc < 0) {
+		fail(req, rc, "flatten of inode %llu of volume %u", (unsigned long long)q.ino, q.vol);
+		return;
+	}
+	wbuf_init(&b);
+	msg_flatten_rep_put(&b, &r);
+	rpc_reply(req, &b);
+	wbuf_free(&b);
+}
+
+static void h_flatten_chunks(struct mds *m, const struct rpc_request *req)
+{
+	struct msg_flatten_chunks_req q;
+	struct wbuf items;
+	uint32_t count;
+	if (!decoded(req, msg_flatten_chunks_req_decode(req->payload, req->len, &q)) || !writable(req, q.vol))
+		return;
+	wbuf_init(&items);
+	int rc = flatten_chunks(m, &q, &items, &count);
+	if (rc < 0)
+		fail(req, rc, "flatten of inode %llu of volume %u%s", (unsigned long long)q.ino, q.vol,
+		     rc == -ENOENT ? " (no flatten in progress)" : "");
+	else
+		reply_list(req, count, &items);
+	wbuf_free(&items);
+}
+
+static void h_flatten_end(struct mds *m, const struct rpc_request *req)
+{
+	struct msg_flatten_end_req q;
+	struct vdifs_attr a;
+	if (!decoded(req, msg_flatten_end_req_decode(req->payload, req->len, &q)) || !writable(req, q.vol))
+		return;
+	int rc = flatten_end(m, &q, &a);
+	if (rc < 0)
+		fail(req, rc, "flatten of inode %llu of volume %u%s", (unsigned long long)q.ino, q.vol,
+		     rc == -EBUSY    ? " (the file changed during the copy)"
+		     : rc == -ENOENT ? " (no flatten in progress)"
+				     : "");
+	else if (q.flags & 1)
+		rpc_reply(req, NULL);
+	else
+		reply_attr(req, &a);
+}
+
 /* ---- file layout -------------------------------------------------------------- */
 
 static void h_layout(struct mds *m, const struct rpc_request *req)
@@ -895,6 +966,10 @@ void handlers_dispatch(void *arg, const struct rpc_request *req)
 	case VDIFS_MSG_SNAP_LIST: h_snap_list(m, req); break;
 	case VDIFS_MSG_CLONE: h_clone(m, req); break;
 	case VDIFS_MSG_FILE_INFO: h_file_info(m, req); break;
+	case VDIFS_MSG_FILE_TREE: h_file_tree(m, req); break;
+	case VDIFS_MSG_FLATTEN_BEGIN: h_flatten_begin(m, req); break;
+	case VDIFS_MSG_FLATTEN_CHUNKS: h_flatten_chunks(m, req); break;
+	case VDIFS_MSG_FLATTEN_END: h_flatten_end(m, req); break;
 	case VDIFS_MSG_DS_REGISTER: h_ds_register(m, req); break;
 	case VDIFS_MSG_DS_HEARTBEAT: h_ds_heartbeat(m, req); break;
 	default:

@@ -223,6 +223,26 @@ static int hide_ancestors(struct mdstore_txn *t, uint64_t layer, uint64_t first,
 	return 0;
 }
 
+/* Over the chunks entries ents[0..n) name: *blocks, the 512-byte blocks
+ * they are charged, and *owned, the bytes they own (a delta its own
+ * extents).  0 or -errno (-EIO for a missing chunk). */
+static int sum_chunks(struct mdstore_txn *t, const struct layer_ent *ents, size_t n, uint64_t *blocks,
+		      uint64_t *owned)
+{
+	*blocks = *owned = 0;
+	for (size_t e = 0; e < n; e++) {
+		struct md_chunk c;
+		if (ents[e].chunk == 0)
+			continue;
+		int rc = mdstore_get_chunk(t, ents[e].chunk, &c);
+		if (rc < 0)
+			return rc == -ENOENT ? -EIO : rc;
+		*blocks += layer_alloc_blocks(c.alloc);
+		*owned += c.base ? (c.own < c.alloc ? c.own : c.alloc) : c.alloc;
+	}
+	return 0;
+}
+
 int layer_drop_range(struct mdstore_txn *t, uint64_t layer, uint64_t first, uint64_t count,
 		     uint64_t *freed_blocks)
 {
@@ -233,17 +253,10 @@ int layer_drop_range(struct mdstore_txn *t, uint64_t layer, uint64_t first, uint
 	if (first >= end)
 		return 0;
 	/* What the range showed is what the file stops being charged for. */
+	uint64_t owned;
 	int rc = view_collect(t, layer, first, end, SIZE_MAX, &ents, &n);
-	for (size_t e = 0; rc == 0 && e < n; e++) {
-		struct md_chunk c;
-		if (ents[e].chunk == 0)
-			continue;
-		rc = mdstore_get_chunk(t, ents[e].chunk, &c);
-		if (rc == 0)
-			*freed_blocks += layer_alloc_blocks(c.alloc);
-		else if (rc == -ENOENT)
-			rc = -EIO;
-	}
+	if (rc == 0)
+		rc = sum_chunks(t, ents, n, freed_blocks, &owned);
 	free(ents);
 	if (rc < 0)
 		return rc;
@@ -337,10 +350,8 @@ static int load_file(struct mdstore_txn *t, uint32_t vol, uint64_t ino, struct m
 	return 0;
 }
 
-/* Appends the chunk_loc record of chunk c at index, with its chain of bases
- * for a delta chunk.  0, -EIO (a broken chain), -ENOMEM. */
-static int put_chunk_loc(const struct mds *m, struct mdstore_txn *t, struct wbuf *b, uint64_t index,
-			 const struct md_chunk *c)
+int layer_put_chunk_loc(const struct mds *m, struct mdstore_txn *t, struct wbuf *b, uint64_t index,
+			const struct md_chunk *c)
 {
 	struct wbuf reps, bases;
 	uint32_t nbase = 0;
@@ -520,6 +531,18 @@ int layer_view(struct mdstore_txn *t, uint64_t layer, uint64_t first, uint64_t e
 	return view_collect(t, layer, first, end, SIZE_MAX, out, nout);
 }
 
+int layer_space(struct mdstore_txn *t, uint64_t layer, uint64_t *blocks, uint64_t *owned)
+{
+	struct layer_ent *ents = NULL;
+	size_t n = 0;
+	*blocks = *owned = 0;
+	int rc = scan_range(mdstore_txn_store(t), layer, 0, UINT64_MAX, SIZE_MAX, &ents, &n);
+	if (rc == 0)
+		rc = sum_chunks(t, ents, n, blocks, owned);
+	free(ents);
+	return rc;
+}
+
 int layer_layout(struct mds *m, const struct msg_layout_req *req, struct wbuf *items, uint32_t *count)
 {
 	struct mdstore_txn *t = mdstore_txn_begin(m->store);
@@ -558,7 +581,7 @@ int layer_layout(struct mds *m, const struct msg_layout_req *req, struct wbuf *i
 			rc = rc == -ENOENT ? -EIO : rc;
 			goto out;
 		}
-		rc = put_chunk_loc(m, t, items, ents[e].index, &c);
+		rc = layer_put_chunk_loc(m, t, items, ents[e].index, &c);
 		if (rc < 0)
 			goto out;
 		(*count)++;
@@ -589,6 +612,22 @@ static int ancestor_chunk(struct mdstore_txn *t, uint64_t layer, uint64_t index,
 	return rc == -ENOENT ? -EIO : rc;
 }
 
+int layer_chunk_add(struct mdstore_txn *t, const struct md_volume *v, uint64_t layer, uint64_t index,
+		    struct md_chunk *c)
+{
+	int rc = mdstore_counter_next(t, "chunk", false, 0, &c->id);
+	if (rc < 0)
+		return rc;
+	c->version = 1;
+	c->chunk_size = v->chunk_size;
+	c->refcount = 1;
+	c->vol = v->id;
+	mdstore_put_chunk(t, c);
+	mdstore_put_chunkent(t, layer, index, c->id);
+	rc = mdstore_counter_add(t, "chunks", false, 0, 1);
+	return rc < 0 ? rc : mdstore_counter_add(t, "vchunks", true, v->id, 1);
+}
+
 int layer_chunk_alloc(struct mds *m, const struct msg_chunk_alloc_req *req, bool settle, struct wbuf *reply)
 {
 	struct mdstore_txn *t = mdstore_txn_begin(m->store);
@@ -617,7 +656,7 @@ int layer_chunk_alloc(struct mds *m, const struct msg_chunk_alloc_req *req, bool
 			rc = rc == -ENOENT ? -EIO : rc;
 			goto fail;
 		}
-		rc = put_chunk_loc(m, t, reply, req->index, &c);
+		rc = layer_put_chunk_loc(m, t, reply, req->index, &c);
 		mdstore_txn_abort(t);
 		return rc;
 	}
@@ -658,23 +697,12 @@ int layer_chunk_alloc(struct mds *m, const struct msg_chunk_alloc_req *req, bool
 		rc = -EAGAIN;
 	if (rc < 0)
 		goto fail;
-	rc = mdstore_counter_next(t, "chunk", false, 0, &c.id);
-	if (rc < 0)
-		goto fail;
-	c.version = 1;
-	c.chunk_size = v.chunk_size;
 	c.base = base;
-	c.refcount = 1;
-	c.vol = v.id;
-	mdstore_put_chunk(t, &c);
-	mdstore_put_chunkent(t, i.layer, req->index, c.id);
-	rc = mdstore_counter_add(t, "chunks", false, 0, 1);
-	if (rc == 0)
-		rc = mdstore_counter_add(t, "vchunks", true, v.id, 1);
+	rc = layer_chunk_add(t, &v, i.layer, req->index, &c);
 	if (rc < 0)
 		goto fail;
 	/* The reply is sent only when the commit succeeds (rc 0). */
-	rc = put_chunk_loc(m, t, reply, req->index, &c);
+	rc = layer_put_chunk_loc(m, t, reply, req->index, &c);
 	if (rc < 0)
 		goto fail;
 	rc = mdstore_txn_commit(t);

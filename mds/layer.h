@@ -48,11 +48,27 @@ int layer_depth(struct mdstore_txn *t, uint64_t layer, uint32_t *depth);
 int layer_view(struct mdstore_txn *t, uint64_t layer, uint64_t first, uint64_t end, struct layer_ent **out,
 	       size_t *nout);
 
+/* Space of the chunks in layer's own chunk table (committed state): the
+ * 512-byte blocks they are charged, and the bytes (one replica) they own (a
+ * delta counts its own extents only).  0 or -errno. */
+int layer_space(struct mdstore_txn *t, uint64_t layer, uint64_t *blocks, uint64_t *owned);
+
 /* Adds one reference to layer id.  0, -EIO (missing layer), -errno. */
 int layer_ref(struct mdstore_txn *t, uint64_t id);
 /* 1 when layer has no chunk-table entry (not even a HOLE), 0 when it has
  * one (committed state), -errno. */
 int layer_is_empty(struct mdstore_txn *t, uint64_t layer);
+
+/* Appends the chunk_loc record of chunk c at index, with its chain of bases
+ * for a delta chunk.  0, -EIO (a broken chain), -ENOMEM. */
+int layer_put_chunk_loc(const struct mds *m, struct mdstore_txn *t, struct wbuf *b, uint64_t index,
+			const struct md_chunk *c);
+
+/* Stages chunk *c (replicas, base, extent, alloc and own as the caller set
+ * them; version 1, refcount 1, volume v's chunk size) as a new chunk, the
+ * entry of layer at index, and counts it.  Fills c->id.  0 or -errno. */
+int layer_chunk_add(struct mdstore_txn *t, const struct md_volume *v, uint64_t layer, uint64_t index,
+		    struct md_chunk *c);
 
 /* Stages a new writable layer (refcount 1) over parent (0: none; else the
  * parent gains a reference).  0 and *id, -EMLINK when the chain would be

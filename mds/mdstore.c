@@ -254,6 +254,13 @@ void mdstore_key_snap(struct mdstore_key *k, uint32_t vol, uint64_t origin, uint
 		key_u64(k, snap);
 }
 
+void mdstore_key_flatten(struct mdstore_key *k, uint32_t vol, uint64_t ino)
+{
+	key_tag(k, 'P');
+	key_u32(k, vol);
+	key_u64(k, ino);
+}
+
 void mdstore_key_counter(struct mdstore_key *k, const char *name, bool per_vol, uint32_t vol)
 {
 	key_tag(k, 'M');

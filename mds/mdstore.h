@@ -27,6 +27,8 @@
  *                 u32 refcount | u32 vol | u8 nrep | nrep * u32 ds |
  *                 u32 extent | u64 own (fmt 2)
  *   Q vol origin snap -> u64 snapdir | bytes snapshot name (a file's snapshots)
+ *   P vol ino  -> u64 flat layer | u64 frozen layer | u64 file layer | u64 size
+ *                 (a flatten in progress, mds/flatten.h)
  *   S ds       -> u8 fmt | bytes uuid | bytes host | u16 port | u64 total |
  *                 u64 avail | u64 used | u64 nchunks
  *   G ds chunk -> empty
@@ -176,6 +178,7 @@ void mdstore_key_gc_prefix(struct mdstore_key *k, uint32_t ds);
 void mdstore_key_orphan(struct mdstore_key *k, uint32_t vol, uint64_t ino);
 /* snap 0: the prefix of every snapshot of origin. */
 void mdstore_key_snap(struct mdstore_key *k, uint32_t vol, uint64_t origin, uint64_t snap);
+void mdstore_key_flatten(struct mdstore_key *k, uint32_t vol, uint64_t ino);
 /* A one-letter tag alone: the prefix of every key of that kind ('V', 'S', 'O'...). */
 void mdstore_key_tag(struct mdstore_key *k, char tag);
 /* Tag + u32 vol: the prefix of one volume's keys of a per-volume kind (I, D, X, O). */

@@ -11,6 +11,7 @@
  */
 #include "namespace.h"
 
+#include "flatten.h"
 #include "layer.h"
 #include "log.h"
 
@@ -105,6 +106,24 @@ static int load_dir(struct mdstore_txn *t, uint32_t vol, uint64_t ino, struct md
  * begins a transaction, loads the directory and looks the name up.  Returns 0
  * with *t open and *found telling whether the name exists (then *de is its
  * entry), or -errno with no transaction open. */
+int namespace_begin_file(struct mds *m, uint32_t vol, uint64_t ino, struct md_volume *v, struct mdstore_txn **t,
+			 struct md_inode *i)
+{
+	int rc = namespace_begin(m, vol, v, t);
+	if (rc < 0)
+		return rc;
+	rc = mdstore_get_inode(*t, vol, ino, i);
+	if (rc == 0 && S_ISDIR(i->mode))
+		rc = -EISDIR;
+	else if (rc == 0 && (!S_ISREG(i->mode) || i->layer == 0))
+		rc = -EINVAL;
+	if (rc < 0) {
+		mdstore_txn_abort(*t);
+		*t = NULL;
+	}
+	return rc;
+}
+
 int namespace_begin_in_dir(struct mds *m, uint32_t vol, uint64_t parent, struct vbytes name, struct md_volume *v,
 			   struct mdstore_txn **t, struct md_inode *d, struct md_dirent *de, bool *found)
 {
@@ -171,7 +190,9 @@ int namespace_free_inode(struct mdstore_txn *t, const struct md_inode *i)
 	if (rc < 0)
 		return rc;
 	if (S_ISREG(i->mode) && i->layer) {
-		rc = layer_unref(t, i->layer);
+		rc = flatten_release(t, i->vol, i->ino);
+		if (rc == 0)
+			rc = layer_unref(t, i->layer);
 		if (rc < 0)
 			return rc;
 	}

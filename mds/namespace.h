@@ -44,6 +44,10 @@ bool namespace_is_snapdir_name(struct vbytes name);
 /* Starts a transaction on an existing volume: 0 and *t, or -ENOENT, -EIO,
  * -ENOMEM with no transaction open. */
 int namespace_begin(struct mds *m, uint32_t vol, struct md_volume *v, struct mdstore_txn **t);
+/* Starts a transaction and loads regular file ino (with a layer): 0 with
+ * *t open, or -ENOENT, -EISDIR, -EINVAL (another type), -EIO with none. */
+int namespace_begin_file(struct mds *m, uint32_t vol, uint64_t ino, struct md_volume *v, struct mdstore_txn **t,
+			 struct md_inode *i);
 /* The start of every operation on one name in a directory: checks the name,
  * begins a transaction, loads the directory and looks the name up.  Returns 0
  * with *t open and *found telling whether the name exists (then *de is its

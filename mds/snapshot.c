@@ -15,9 +15,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-/* A regular file that is not a snapshot (a snapshot is what these calls
- * make, revert to or clone from; it is never their target). */
-static int check_live_file(const struct md_inode *i)
+int snapshot_live_file(const struct md_inode *i)
 {
 	if (S_ISDIR(i->mode))
 		return -EISDIR;
@@ -26,13 +24,7 @@ static int check_live_file(const struct md_inode *i)
 	return 0;
 }
 
-/*
- * A frozen layer showing file i's current content, with one reference for
- * the caller: i's own layer when i is a snapshot; its parent when i's own
- * layer is still empty; else i's layer, frozen now, while i moves to a
- * fresh empty layer over it (i staged).
- */
-static int freeze(struct mdstore_txn *t, struct md_inode *i, uint64_t *frozen)
+int snapshot_freeze(struct mdstore_txn *t, struct md_inode *i, uint64_t *frozen)
 {
 	struct md_layer l;
 	int rc = mdstore_get_layer(t, i->layer, &l);
@@ -178,7 +170,7 @@ static int begin_file(struct mds *m, const struct msg_snap_req *q, struct mdstor
 	if (rc == 0 && (d->flags & MD_INODE_SNAPDIR))
 		rc = -EROFS;
 	if (rc == 0)
-		rc = check_live_file(i);
+		rc = snapshot_live_file(i);
 	if (rc < 0) {
 		mdstore_txn_abort(*t);
 		*t = NULL;
@@ -256,7 +248,7 @@ int snapshot_create(struct mds *m, const struct msg_snap_req *q, struct vdifs_at
 		rc = -EEXIST;
 	if (rc != -ENOENT)
 		goto fail;
-	rc = freeze(t, &i, &frozen);
+	rc = snapshot_freeze(t, &i, &frozen);
 	if (rc < 0)
 		goto fail;
 
@@ -412,7 +404,7 @@ fail:
 static int check_empty_target(struct mdstore_txn *t, const struct md_inode *dst)
 {
 	struct md_layer l;
-	int rc = check_live_file(dst);
+	int rc = snapshot_live_file(dst);
 	if (rc < 0)
 		return rc;
 	if (dst->size != 0)
@@ -464,7 +456,7 @@ int snapshot_clone(struct mds *m, const struct msg_clone_req *q, struct vdifs_at
 	else if (rc == 0 && (!S_ISREG(src.mode) || src.layer == 0))
 		rc = -EINVAL;
 	if (rc == 0)
-		rc = freeze(t, &src, &frozen);
+		rc = snapshot_freeze(t, &src, &frozen);
 	if (rc < 0)
 		goto fail;
 	rc = layer_create(t, q->vol, frozen, &layer);
@@ -520,16 +512,10 @@ int snapshot_info(struct mds *m, uint32_t vol, uint64_t ino, struct msg_file_inf
 	struct layer_ent *ents = NULL;
 	size_t n = 0;
 	memset(out, 0, sizeof(*out));
-	int rc = namespace_begin(m, vol, &v, &t);
+	int rc = namespace_begin_file(m, vol, ino, &v, &t, &i);
 	if (rc < 0)
 		return rc;
-	rc = mdstore_get_inode(t, vol, ino, &i);
-	if (rc == 0 && S_ISDIR(i.mode))
-		rc = -EISDIR;
-	else if (rc == 0 && (!S_ISREG(i.mode) || i.layer == 0))
-		rc = -EINVAL;
-	if (rc == 0)
-		rc = layer_depth(t, i.layer, &out->depth);
+	rc = layer_depth(t, i.layer, &out->depth);
 	if (rc == 0)
 		rc = layer_view(t, i.layer, 0, i.size / v.chunk_size + 1, &ents, &n);
 	for (size_t e = 0; rc == 0 && e < n; e++) {

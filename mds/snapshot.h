@@ -19,10 +19,21 @@
 #define VDIFS_MDS_SNAPSHOT_H
 
 #include "mds.h"
+#include "mdstore.h"
 #include "proto.h"
 #include "wire.h"
 
 #include <stdint.h>
+
+/* 0 when i is a regular file that is not a snapshot (what a snapshot,
+ * revert, flatten or clone target must be); -EISDIR, -EINVAL. */
+int snapshot_live_file(const struct md_inode *i);
+
+/* A frozen layer showing file i's current content, with one reference for
+ * the caller: i's own layer when i is a snapshot; its parent when i's own
+ * layer is still empty; else i's layer, frozen now, while i moves to a
+ * fresh empty layer over it (i staged).  0 or -errno (-EMLINK). */
+int snapshot_freeze(struct mdstore_txn *t, struct md_inode *i, uint64_t *frozen);
 
 /* SNAP_CREATE: snapshot q->snap of the file q->name in directory q->parent.
  * out: the snapshot's attributes.  -ENOENT, -EINVAL (not a regular file, a

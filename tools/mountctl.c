@@ -48,6 +48,13 @@ int mctl_check(const char *path)
 	return -err;
 }
 
+int mctl_set_value(const char *path, const char *op, const char *value)
+{
+	char name[64];
+	snprintf(name, sizeof(name), MCTL_PREFIX "%s", op);
+	return setxattr(path, name, value, strlen(value), 0) == 0 ? 0 : -errno;
+}
+
 int mctl_set(const char *dir, const char *op, const char *a, const char *b)
 {
 	char name[64], value[600];
@@ -96,6 +103,7 @@ const char *mctl_strerror(int err, bool about_snapshot)
 	case EROFS: return "read-only (a snapshot, or a read-only mount)";
 	case EINVAL: return "not a regular file, or an invalid name";
 	case ENOTEMPTY: return "destination is not empty";
+	case EBUSY: return "the file changed during the flatten (nothing was changed: run it again)";
 	case EXDEV: return "not on the same vdifs mount";
 	default: return strerror(err);
 	}

@@ -24,6 +24,8 @@ int mctl_split(const char *path, struct mctl_path *out);
 int mctl_check(const char *path);
 /* setxattr(dir, "user.vdifs." op, "A/B"): 0 or -errno. */
 int mctl_set(const char *dir, const char *op, const char *a, const char *b);
+/* setxattr(path, "user.vdifs." op, value): 0 or -errno. */
+int mctl_set_value(const char *path, const char *op, const char *value);
 /* getxattr(path, "user.vdifs." op) into a malloc'ed NUL-terminated *out:
  * length or -errno. */
 ssize_t mctl_get(const char *path, const char *op, char **out);

@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 const char *tool_prog = "vdifs";
 
@@ -153,4 +154,17 @@ void tool_json_string(FILE *f, const char *s)
 			fputc(ch, f);
 	}
 	fputc('"', f);
+}
+
+void tool_progress(const char *what, uint64_t done, uint64_t total)
+{
+	if (!isatty(STDERR_FILENO) || total == 0)
+		return;
+	const int width = 30;
+	int fill = (int)(done * (uint64_t)width / total);
+	fprintf(stderr, "\r%s [%.*s%*s] %3d%%", what, fill, "##############################", width - fill, "",
+		(int)(done * 100 / total));
+	if (done >= total)
+		fputc('\n', stderr);
+	fflush(stderr);
 }

@@ -51,5 +51,8 @@ void tool_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 const char *tool_human_size(uint64_t bytes, char *buf, size_t len);
 /* Writes s as a JSON string literal (quotes included). */
 void tool_json_string(FILE *f, const char *s);
+/* A progress bar "what [####    ]  42%" on stderr when it is a terminal
+ * (nothing otherwise); done == total ends the line. */
+void tool_progress(const char *what, uint64_t done, uint64_t total);
 
 #endif
