@@ -62,6 +62,30 @@ static int put_job(struct mdstore_txn *t, uint32_t vol, uint64_t ino, const stru
 	return rc;
 }
 
+/* A flatten of a file at the depth limit froze the file's own layer in
+ * place (no room for a layer over it): thaws it when the file and the job
+ * are still its only users.  0 or -errno. */
+static int thaw(struct mdstore_txn *t, uint32_t vol, uint64_t ino, const struct job *j)
+{
+	struct md_inode i;
+	struct md_layer l;
+	int rc = mdstore_get_inode(t, vol, ino, &i);
+	if (rc == -ENOENT || (rc == 0 && i.layer != j->frozen))
+		return 0;
+	if (rc == 0)
+		rc = mdstore_get_layer(t, j->frozen, &l);
+	if (rc < 0)
+		return rc == -ENOENT ? -EIO : rc;
+	if (l.refcount == 2) {
+		l.flags &= ~(uint32_t)MD_LAYER_FROZEN;
+		mdstore_put_layer(t, &l);
+	} else {
+		log_warn("volume %u inode %llu: left read-only by an abandoned flatten (a snapshot took its "
+			 "content meanwhile): flatten it again", vol, (unsigned long long)ino);
+	}
+	return 0;
+}
+
 int flatten_release(struct mdstore_txn *t, uint32_t vol, uint64_t ino)
 {
 	struct mdstore_key k;
@@ -69,6 +93,8 @@ int flatten_release(struct mdstore_txn *t, uint32_t vol, uint64_t ino)
 	int rc = get_job(t, vol, ino, &j);
 	if (rc == -ENOENT)
 		return 0;
+	if (rc == 0)
+		rc = thaw(t, vol, ino, &j);
 	if (rc < 0)
 		return rc;
 	mdstore_key_flatten(&k, vol, ino);
@@ -142,6 +168,19 @@ int flatten_begin(struct mds *m, uint32_t vol, uint64_t ino, struct msg_flatten_
 	}
 	if (rc == 0)
 		rc = snapshot_freeze(t, &i, &j.frozen);
+	if (rc == -EMLINK) {
+		/* At the depth limit there is no room for a fresh layer over
+		 * the content: the file's own layer is frozen in place, and the
+		 * file is read-only until the flatten ends (or is abandoned). */
+		struct md_layer l;
+		rc = mdstore_get_layer(t, i.layer, &l);
+		if (rc == 0) {
+			l.flags |= MD_LAYER_FROZEN;
+			l.refcount++;
+			mdstore_put_layer(t, &l);
+			j.frozen = l.id;
+		}
+	}
 	if (rc == 0)
 		rc = layer_create(t, vol, 0, &j.flat);
 	if (rc == 0)
@@ -285,7 +324,7 @@ int flatten_end(struct mds *m, const struct msg_flatten_end_req *q, struct vdifs
 		goto fail;
 	/* Written, truncated or reverted since the copy began: the copy is
 	 * not the content any more. */
-	rc = i.layer == j.layer && i.size == j.size ? layer_is_empty(t, i.layer) : 0;
+	rc = i.layer != j.layer || i.size != j.size ? 0 : i.layer == j.frozen ? 1 : layer_is_empty(t, i.layer);
 	if (rc == 0) {
 		rc = flatten_release(t, q->vol, q->ino);
 		if (rc == 0)

@@ -12,6 +12,10 @@
  * unless the file was written, truncated or reverted meanwhile (-EBUSY: the
  * copy is thrown away and nothing changed).
  *
+ * A file at the depth limit has no room for the layer a freeze puts over
+ * its content: its own layer is frozen in place instead, so such a file is
+ * read-only (EROFS) while it is flattened.
+ *
  * A flatten in progress is a "P" record holding references on the new
  * layer and on the frozen content; a new FLATTEN_BEGIN, FLATTEN_END with
  * the abort flag, or deleting the file releases it.

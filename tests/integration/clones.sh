@@ -11,18 +11,6 @@ start_cluster
 NCLONES=${NCLONES:-50}
 REF="$WORK/base.ref"
 
-chunks() { vdifs-admin -C "$C" status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["chunks"])'; }
-chk_files() { find "$C"/ds[0-9]* -name '*.chk' | wc -l; }
-# stat_sum KEY: the sum of one counter over every data server's ds.stats.
-stat_sum() {
-	local total=0 v f
-	for f in "$C"/ds[0-9]*/ds.stats; do
-		v=$(awk -v k="$1" '$1 == k { print $2 }' "$f")
-		total=$((total + ${v:-0}))
-	done
-	echo "$total"
-}
-
 log "1 GiB base of random data"
 head -c $((1 << 30)) /dev/urandom >"$REF"
 cp --reflink=never "$REF" "$MNT/base.img" 2>/dev/null || dd if="$REF" of="$MNT/base.img" bs=1M status=none
@@ -155,12 +143,5 @@ drop_caches
 log "delete everything: the data servers empty out"
 vdifs-snap delete "$MNT/desk2.img" s1 || fail "snapshot delete"
 rm -f "$MNT"/*.img
-left=$(chk_files)
-for _ in $(seq 1 120); do
-	left=$(chk_files)
-	[ "$left" = 0 ] && break
-	sleep 0.5
-done
-[ "$left" = 0 ] || fail "$left chunk files left on the data servers"
-[ "$(chunks)" = 0 ] || fail "the MDS still counts $(chunks) chunks"
+expect_empty_servers
 log ok

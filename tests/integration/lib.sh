@@ -89,3 +89,31 @@ mount_again() {
 pid_of() { cat "$C/run/$1.pid"; }
 
 drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || true; }
+
+# Chunks the MDS counts, and chunk files on this cluster's data servers.
+chunks() { vdifs-admin -C "$C" status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["chunks"])'; }
+chk_files() { find "$C"/ds[0-9]* -name '*.chk' | wc -l; }
+
+# stat_sum KEY: the sum of one counter over every data server's ds.stats
+# (written at most once a second: wait that long after the work).
+stat_sum() {
+	local total=0 v f
+	for f in "$C"/ds[0-9]*/ds.stats; do
+		v=$(awk -v k="$1" '$1 == k { print $2 }' "$f")
+		total=$((total + ${v:-0}))
+	done
+	echo "$total"
+}
+
+# After deleting everything: the deletion queues empty the data servers
+# (within a minute) and the MDS counts no chunk.
+expect_empty_servers() {
+	local left
+	for _ in $(seq 1 120); do
+		left=$(chk_files)
+		[ "$left" = 0 ] && break
+		sleep 0.5
+	done
+	[ "$left" = 0 ] || fail "$left chunk files left on the data servers"
+	[ "$(chunks)" = 0 ] || fail "the MDS still counts $(chunks) chunks"
+}

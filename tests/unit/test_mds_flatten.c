@@ -4,8 +4,9 @@
  * owned bytes), and flattening: new plain chunks placed on the source
  * chunks' servers, the swap that leaves the file parentless with the same
  * size and its snapshots untouched, the refusal (EBUSY) when the file was
- * written or reverted during the copy, and no chunk or layer left behind by
- * an abandoned flatten or by deleting a file mid-flatten.
+ * written or reverted during the copy, no chunk or layer left behind by an
+ * abandoned flatten or by deleting a file mid-flatten, and a file at the
+ * depth limit (read-only while flattened, writable again if abandoned).
  */
 #include "test_mds_util.h"
 
@@ -14,6 +15,7 @@
 #include "tree.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -338,12 +340,48 @@ static void test_flatten_refused_when_changed(void **state)
 	assert_int_equal(chunk_count(t), base_chunks);
 }
 
+static void test_flatten_at_depth_limit(void **state)
+{
+	struct tmds *t = *state;
+	struct fx f = make_file(t);
+	struct msg_flatten_rep rep;
+	struct pair p[8];
+	struct wbuf items;
+	char name[16];
+	/* A write and a snapshot per level, until the limit refuses. */
+	int rc = 0;
+	for (int k = 0; rc == 0; k++) {
+		assert_int_equal(tmds_alloc(t, f.vol, f.file, 0, NULL, NULL, NULL), 0);
+		snprintf(name, sizeof(name), "s%d", k);
+		rc = snap(t, &f, "a", name);
+		assert_true(k < VDIFS_DEPTH_MAX + 2);
+	}
+	assert_int_equal(rc, -EMLINK);
+	assert_int_equal(info(t, &f, f.file).depth, VDIFS_DEPTH_MAX);
+
+	/* No room for a layer over the content: read-only while flattening. */
+	assert_int_equal(flatten_begin(t->m, f.vol, f.file, &rep), 0);
+	assert_int_equal(tmds_alloc(t, f.vol, f.file, 2, NULL, NULL, NULL), -EROFS);
+	assert_int_equal(end(t, &f, f.file, 1, NULL, 0), 0);
+	assert_int_equal(tmds_alloc(t, f.vol, f.file, 2, NULL, NULL, NULL), 0); /* thawed */
+
+	assert_int_equal(flatten_begin(t->m, f.vol, f.file, &rep), 0);
+	uint32_t n = chunks(t, &f, f.file, p, &items);
+	assert_int_equal(n, 4);
+	assert_int_equal(end(t, &f, f.file, 0, p, n), 0);
+	wbuf_free(&items);
+	assert_int_equal(info(t, &f, f.file).depth, 1);
+	assert_int_equal(snap(t, &f, "a", "after"), 0);
+	assert_int_equal(tmds_alloc(t, f.vol, f.file, 2, NULL, NULL, NULL), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_tree, tmds_setup, tmds_teardown),
 		cmocka_unit_test_setup_teardown(test_flatten, tmds_setup, tmds_teardown),
 		cmocka_unit_test_setup_teardown(test_flatten_refused_when_changed, tmds_setup, tmds_teardown),
+		cmocka_unit_test_setup_teardown(test_flatten_at_depth_limit, tmds_setup, tmds_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
