@@ -28,6 +28,13 @@
  * never closes them.  An open delta keeps, per extent, whether the chain
  * shows data under it (struct cs_delta's view), so that the space it
  * reports is updated per write instead of recomputed over the table.
+ *
+ * A copy (chunkstore_copy_*) walks the source as a read would (held_walk:
+ * the same recursion as reads) but only records where its data lies: runs
+ * of a chunk's blocks with their CRCs, and a duplicate of each file.  That
+ * map is all the copy thread needs: it reads each source chunk's blocks once
+ * per 1 MiB window, checks them, and writes the blocks with data into a
+ * temporary file that is synced and renamed into place.
  */
 #include "chunkstore.h"
 
@@ -142,6 +149,7 @@ struct chunkstore {
 	uint8_t *scratch[2]; /* whole blocks at the two ends of a read (XMAX bytes each) */
 	uint8_t *cow[2];     /* extents being merged by a write or punch (XMAX bytes each) */
 	uint32_t zero_crc;   /* crc32c of a block of zeros */
+	struct chunkstore_copy_job *copies; /* prepared, not finished */
 	struct chunkstore_counters ctr;
 };
 
@@ -722,6 +730,27 @@ static struct chunkstore_alloc chunk_alloc(struct chunkstore *cs, const struct c
 
 /* ---- creation ------------------------------------------------------------------------ */
 
+/* Creates the temporary file tmp of a chunk creation (and its subdirectory
+ * sub when missing; a file left there by a crash is replaced): the fd or
+ * -errno.  Touches no chunkstore. */
+static int tmp_create(const char *tmp, const char *sub)
+{
+	for (int attempt = 0;; attempt++) {
+		int fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+		if (fd >= 0)
+			return fd;
+		int rc = -errno;
+		if (attempt >= 2)
+			return rc;
+		if (rc == -ENOENT && mkdir(sub, 0755) < 0 && errno != EEXIST)
+			return -errno;
+		if (rc == -EEXIST && unlink(tmp) < 0 && errno != ENOENT) /* left by a crash */
+			return -errno;
+		if (rc != -ENOENT && rc != -EEXIST)
+			return rc;
+	}
+}
+
 /* Creates the file of a new chunk in dir: header and table written to a
  * temporary name, then renamed into place, so a crash never leaves a chunk
  * file without a header.  A plain chunk's table is written (zeros); a
@@ -740,20 +769,8 @@ static int create_in(struct chunkstore *cs, unsigned dir, uint64_t id, uint32_t 
 	    (rc = chunk_path(cs, dir, id, "", path, sizeof(path))) < 0 ||
 	    (rc = sub_path(cs, dir, (unsigned)(id & 0xff), sub, sizeof(sub))) < 0)
 		return rc;
-	for (int attempt = 0; fd < 0; attempt++) {
-		fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-		if (fd >= 0)
-			break;
-		rc = -errno;
-		if (attempt >= 2)
-			return rc;
-		if (rc == -ENOENT && mkdir(sub, 0755) < 0 && errno != EEXIST)
-			return -errno;
-		if (rc == -EEXIST && unlink(tmp) < 0 && errno != ENOENT) /* left by a crash */
-			return -errno;
-		if (rc != -ENOENT && rc != -EEXIST)
-			return rc;
-	}
+	if ((fd = tmp_create(tmp, sub)) < 0)
+		return fd;
 	size_t mlen = delta ? CHUNKSTORE_HDR_SIZE : data_off;
 	meta = calloc(1, mlen);
 	if (!meta) {
@@ -1112,8 +1129,20 @@ static int read_run(const struct chunkstore *cs, const struct cs_open *c, uint32
  * at most CHUNKSTORE_CHAIN_MAX deep.
  */
 
-static int chain_read(struct chunkstore *cs, const struct chunkstore_base *chain, uint32_t n,
-		      uint64_t chunk_size, uint64_t off, uint8_t *dst, uint64_t len);
+/* What a walk over [off, off+len) of a chunk's content does with its parts,
+ * in order: own() for the blocks b0..b1 of held chunk c (OWN extents, a
+ * plain chunk's written blocks) showing [s, t); zero() (when not NULL) for
+ * [s, t) reading as zeros (ZERO extents, unwritten blocks, an exhausted
+ * chain). */
+struct walk {
+	int (*own)(struct chunkstore *cs, struct cs_open *c, uint32_t b0, uint32_t b1, uint64_t s, uint64_t t,
+		   void *arg);
+	void (*zero)(uint64_t s, uint64_t t, void *arg);
+	void *arg;
+};
+
+static int chain_walk(struct chunkstore *cs, const struct chunkstore_base *chain, uint32_t n,
+		      uint64_t chunk_size, uint64_t off, uint64_t len, const struct walk *w);
 static int chain_find(struct chunkstore *cs, const struct chunkstore_base *chain, uint32_t n,
 		      uint64_t chunk_size, uint64_t from, uint64_t to, bool want, uint64_t *pos);
 
@@ -1166,11 +1195,11 @@ static int chain_size(struct chunkstore *cs, const struct chunkstore_base *chain
 	return 0;
 }
 
-/* Reads [off, off+len) of held chunk c into dst: written (OWN) runs from its
- * file with CRC checks, ZERO runs as zeros, INHERIT runs through chain (c's
- * bases).  count: add the INHERIT bytes to chain_read_bytes.  0 or -errno. */
-static int held_read(struct chunkstore *cs, struct cs_open *c, const struct chunkstore_base *chain, uint32_t n,
-		     uint64_t off, uint8_t *dst, uint64_t len, bool count)
+/* Walks [off, off+len) of held chunk c: its OWN runs, its ZERO runs, and
+ * its INHERIT runs through chain (c's bases).  inherited (may be NULL): add
+ * the INHERIT bytes to it.  0 or the first -errno of the walk. */
+static int held_walk(struct chunkstore *cs, struct cs_open *c, const struct chunkstore_base *chain, uint32_t n,
+		     uint64_t off, uint64_t len, const struct walk *w, uint64_t *inherited)
 {
 	int rc = 0;
 	if (len == 0)
@@ -1185,13 +1214,14 @@ static int held_read(struct chunkstore *cs, struct cs_open *c, const struct chun
 		uint64_t start = (uint64_t)b * c->bs, end = (uint64_t)e * c->bs + block_len(c, e);
 		uint64_t s = off > start ? off : start, t = off + len < end ? off + len : end;
 		if (st == ST_OWN) {
-			rc = read_run(cs, c, b, e, off, dst, len);
+			rc = w->own(cs, c, b, e, s, t, w->arg);
 		} else if (st == ST_ZERO) {
-			memset(dst + (s - off), 0, t - s);
+			if (w->zero)
+				w->zero(s, t, w->arg);
 		} else {
-			rc = chain_read(cs, chain, n, c->chunk_size, s, dst + (s - off), t - s);
-			if (rc == 0 && count)
-				cs->ctr.chain_read_bytes += t - s;
+			rc = chain_walk(cs, chain, n, c->chunk_size, s, t - s, w);
+			if (rc == 0 && inherited)
+				*inherited += t - s;
 		}
 		b = e + 1;
 	}
@@ -1199,9 +1229,9 @@ static int held_read(struct chunkstore *cs, struct cs_open *c, const struct chun
 	return rc;
 }
 
-/* Reads [off, off+len) as the chain shows it into dst: 0 or -errno. */
-static int chain_read(struct chunkstore *cs, const struct chunkstore_base *chain, uint32_t n,
-		      uint64_t chunk_size, uint64_t off, uint8_t *dst, uint64_t len)
+/* Walks [off, off+len) as the chain shows it: 0 or -errno. */
+static int chain_walk(struct chunkstore *cs, const struct chunkstore_base *chain, uint32_t n,
+		      uint64_t chunk_size, uint64_t off, uint64_t len, const struct walk *w)
 {
 	for (uint32_t k = 0; k < n; k++) {
 		struct cs_open *m;
@@ -1210,10 +1240,50 @@ static int chain_read(struct chunkstore *cs, const struct chunkstore_base *chain
 			continue;
 		if (rc < 0)
 			return rc;
-		return held_read(cs, m, chain + k + 1, n - k - 1, off, dst, len, false);
+		return held_walk(cs, m, chain + k + 1, n - k - 1, off, len, w, NULL);
 	}
-	memset(dst, 0, len);
+	if (w->zero && len > 0)
+		w->zero(off, off + len, w->arg);
 	return 0;
+}
+
+/* A read's destination: [off, ...) of the chunk lands at dst. */
+struct read_dst {
+	uint8_t *dst;
+	uint64_t off;
+};
+
+static int read_own(struct chunkstore *cs, struct cs_open *c, uint32_t b0, uint32_t b1, uint64_t s, uint64_t t,
+		    void *arg)
+{
+	const struct read_dst *r = arg;
+	return read_run(cs, c, b0, b1, s, r->dst + (s - r->off), t - s);
+}
+
+static void read_zero(uint64_t s, uint64_t t, void *arg)
+{
+	const struct read_dst *r = arg;
+	memset(r->dst + (s - r->off), 0, t - s);
+}
+
+/* Reads [off, off+len) of held chunk c into dst: written (OWN) runs from its
+ * file with CRC checks, ZERO runs as zeros, INHERIT runs through chain (c's
+ * bases).  count: add the INHERIT bytes to chain_read_bytes.  0 or -errno. */
+static int held_read(struct chunkstore *cs, struct cs_open *c, const struct chunkstore_base *chain, uint32_t n,
+		     uint64_t off, uint8_t *dst, uint64_t len, bool count)
+{
+	struct read_dst r = {dst, off};
+	struct walk w = {read_own, read_zero, &r};
+	return held_walk(cs, c, chain, n, off, len, &w, count ? &cs->ctr.chain_read_bytes : NULL);
+}
+
+/* Reads [off, off+len) as the chain shows it into dst: 0 or -errno. */
+static int chain_read(struct chunkstore *cs, const struct chunkstore_base *chain, uint32_t n,
+		      uint64_t chunk_size, uint64_t off, uint8_t *dst, uint64_t len)
+{
+	struct read_dst r = {dst, off};
+	struct walk w = {read_own, read_zero, &r};
+	return chain_walk(cs, chain, n, chunk_size, off, len, &w);
 }
 
 /* First position in [from, to) where held chunk c shows data (want) or a
@@ -1377,13 +1447,26 @@ static int cow_fill(struct chunkstore *cs, const struct cs_open *c, const struct
 	return 0;
 }
 
+static bool copy_running(const struct chunkstore *cs, uint64_t id);
+
+/* Whether held chunk c is the one a request names: 0, -ESTALE (another
+ * version), -EINVAL (another geometry, logged). */
+static int chunk_is(const struct cs_open *c, uint32_t version, const struct chunkstore_geom *g)
+{
+	if (c->version != version)
+		return -ESTALE;
+	return geom_matches(c, g) ? 0 : -EINVAL;
+}
+
 /* The chunk a write or punch goes to, created when missing (after checking
  * the bases held here).  0, -EINVAL (bad geometry or not the chunk's),
- * -ESTALE, -EIO, -errno. */
+ * -ESTALE, -EBUSY (a copy to it is running), -EIO, -errno. */
 static int chunk_for_update(struct chunkstore *cs, uint64_t id, uint32_t version, const struct chunkstore_geom *g,
 			    struct cs_open **out)
 {
 	struct cs_open *c;
+	if (copy_running(cs, id))
+		return -EBUSY;
 	int rc = chunk_get(cs, id, &c);
 	if (rc == -ENOENT) {
 		for (uint32_t k = 0; k < g->nbase; k++) {
@@ -1393,12 +1476,8 @@ static int chunk_for_update(struct chunkstore *cs, uint64_t id, uint32_t version
 		}
 		return chunk_create(cs, id, version, g, out);
 	}
-	if (rc < 0)
+	if (rc < 0 || (rc = chunk_is(c, version, g)) < 0)
 		return rc;
-	if (c->version != version)
-		return -ESTALE;
-	if (!geom_matches(c, g))
-		return -EINVAL;
 	*out = c;
 	return 0;
 }
@@ -1758,6 +1837,413 @@ int chunkstore_sync(struct chunkstore *cs, uint64_t id, uint32_t version)
 	return job.rc;
 }
 
+/* ---- copies ------------------------------------------------------------------------------- */
+
+/* A chunk the copy reads from: a duplicate of its file. */
+struct copy_src {
+	uint64_t id;
+	int fd;
+	uint32_t bs;
+	uint64_t data_off;
+};
+
+/* [s, t) of the source shows data of copy_src src, whose blocks there have
+ * the masked CRCs crc[first..] (first: the block holding s). */
+struct copy_seg {
+	uint64_t s, t;
+	uint32_t src;
+	uint32_t first;
+};
+
+struct chunkstore_copy_job {
+	struct chunkstore_copy_job *next; /* in chunkstore.copies */
+	uint64_t id;
+	uint32_t version;
+	uint64_t chunk_size;
+	unsigned dir;
+	bool cancelled; /* id deleted meanwhile */
+	uint32_t nsrc;
+	struct copy_src src[CHUNKSTORE_CHAIN_MAX + 1];
+	struct copy_seg *seg; /* in order, disjoint */
+	size_t nseg, segcap;
+	uint32_t *crc;
+	size_t ncrc, crccap;
+	char tmp[4096], path[4096], sub[4096], top[4096];
+	uint64_t bytes; /* data bytes written */
+	int rc;
+	bool renamed; /* the new file is in place (even if rc < 0: a directory sync failed) */
+};
+
+static bool copy_running(const struct chunkstore *cs, uint64_t id)
+{
+	for (const struct chunkstore_copy_job *j = cs->copies; j; j = j->next)
+		if (j->id == id)
+			return true;
+	return false;
+}
+
+static void copy_cancel(struct chunkstore *cs, uint64_t id)
+{
+	for (struct chunkstore_copy_job *j = cs->copies; j; j = j->next)
+		if (j->id == id)
+			j->cancelled = true;
+}
+
+static void copy_job_free(struct chunkstore_copy_job *job)
+{
+	for (uint32_t i = 0; i < job->nsrc; i++)
+		close(job->src[i].fd);
+	free(job->seg);
+	free(job->crc);
+	free(job);
+}
+
+/* Grows an array of *cap elements of size sz to hold need: 0 or -ENOMEM. */
+static int grow(void **p, size_t *cap, size_t need, size_t sz)
+{
+	if (need <= *cap)
+		return 0;
+	size_t n = *cap ? *cap * 2 : 64;
+	while (n < need)
+		n *= 2;
+	void *q = realloc(*p, n * sz);
+	if (!q)
+		return -ENOMEM;
+	*p = q;
+	*cap = n;
+	return 0;
+}
+
+/* walk.own of the copy's map: records the run and its blocks' CRCs. */
+static int map_own(struct chunkstore *cs, struct cs_open *c, uint32_t b0, uint32_t b1, uint64_t s, uint64_t t,
+		   void *arg)
+{
+	(void)cs;
+	struct chunkstore_copy_job *job = arg;
+	uint32_t k = 0;
+	while (k < job->nsrc && job->src[k].id != c->id)
+		k++;
+	if (k == job->nsrc) {
+		assert(k < sizeof(job->src) / sizeof(job->src[0]));
+		int fd = fcntl(c->fd, F_DUPFD_CLOEXEC, 0);
+		if (fd < 0)
+			return -errno;
+		job->src[job->nsrc++] = (struct copy_src){.id = c->id, .fd = fd, .bs = c->bs, .data_off = c->data_off};
+	}
+	if (grow((void **)&job->seg, &job->segcap, job->nseg + 1, sizeof(*job->seg)) < 0 ||
+	    grow((void **)&job->crc, &job->crccap, job->ncrc + (b1 - b0 + 1), sizeof(*job->crc)) < 0)
+		return -ENOMEM;
+	job->seg[job->nseg++] = (struct copy_seg){.s = s, .t = t, .src = k, .first = (uint32_t)job->ncrc};
+	for (uint32_t b = b0; b <= b1; b++)
+		job->crc[job->ncrc++] = tab_crc(c, b);
+	return 0;
+}
+
+/* Maps where the source shows data, as chunkstore_read() resolves it. */
+static int copy_map(struct chunkstore *cs, struct chunkstore_copy_job *job, uint64_t src_id, uint32_t src_version,
+		    const struct chunkstore_geom *src)
+{
+	struct walk w = {map_own, NULL, job};
+	struct cs_open *c;
+	int rc = chunk_get(cs, src_id, &c);
+	if (rc == -ENOENT && src->nbase > 0) /* a delta never written here: its chain */
+		return chain_walk(cs, src->base, src->nbase, src->chunk_size, 0, src->chunk_size, &w);
+	if (rc < 0 || (rc = chunk_is(c, src_version, src)) < 0)
+		return rc;
+	return held_walk(cs, c, src->base, src->nbase, 0, c->chunk_size, &w, NULL);
+}
+
+int chunkstore_copy_prepare(struct chunkstore *cs, uint64_t id, uint32_t version, uint64_t src_id,
+			    uint32_t src_version, const struct chunkstore_geom *src,
+			    struct chunkstore_copy_job **out)
+{
+	struct chunkstore_copy_job *job;
+	struct cs_open *d;
+	*out = NULL;
+	if (id == 0 || id == src_id || !geom_ok(src_id, src))
+		return -EINVAL;
+	for (uint32_t k = 0; k < src->nbase; k++)
+		if (src->base[k].id == id)
+			return -EINVAL;
+	if (copy_running(cs, id))
+		return -EBUSY;
+	int rc = chunk_get(cs, id, &d);
+	if (rc == 0)
+		rc = chunk_is(d, version, &(struct chunkstore_geom){.chunk_size = src->chunk_size});
+	else if (rc == -ENOENT)
+		rc = 1; /* a new chunk */
+	if (rc < 0)
+		return rc;
+	if (!(job = calloc(1, sizeof(*job))))
+		return -ENOMEM;
+	job->id = id;
+	job->version = version;
+	job->chunk_size = src->chunk_size;
+	if (rc == 0) {
+		job->dir = index_find(cs, id)->dir; /* a retry replaces it where it is */
+	} else {
+		unsigned order[CHUNKSTORE_DIRS_MAX];
+		dirs_by_space(cs, order);
+		job->dir = order[0];
+	}
+	if ((rc = chunk_path(cs, job->dir, id, ".tmp", job->tmp, sizeof(job->tmp))) < 0 ||
+	    (rc = chunk_path(cs, job->dir, id, "", job->path, sizeof(job->path))) < 0 ||
+	    (rc = sub_path(cs, job->dir, (unsigned)(id & 0xff), job->sub, sizeof(job->sub))) < 0)
+		goto fail;
+	if (snprintf(job->top, sizeof(job->top), "%s", cs->dirs[job->dir].path) >= (int)sizeof(job->top)) {
+		rc = -ENAMETOOLONG;
+		goto fail;
+	}
+	if ((rc = copy_map(cs, job, src_id, src_version, src)) < 0) {
+		log_error("chunk %016" PRIx64 ": copy from %016" PRIx64 " v%" PRIu32 " refused: %s", id, src_id,
+			  src_version, strerror(-rc));
+		goto fail;
+	}
+	job->next = cs->copies;
+	cs->copies = job;
+	*out = job;
+	return 0;
+fail:
+	copy_job_free(job);
+	return rc;
+}
+
+/* Fills buf with [p, q) of the source (within one XMAX-aligned window, so
+ * every source block it touches lies in that window): zeros, then per
+ * source chunk one read of the blocks its segments (from *at on) touch,
+ * each block checked once.  scratch: XMAX bytes.  0 or -errno. */
+static int copy_fill(const struct chunkstore_copy_job *job, size_t at, uint64_t p, uint64_t q, uint8_t *buf,
+		     uint8_t *scratch)
+{
+	uint32_t srcs = 0;
+	memset(buf, 0, q - p);
+	for (size_t i = at; i < job->nseg && job->seg[i].s < q; i++)
+		srcs |= 1u << job->seg[i].src;
+	for (uint32_t k = 0; k < job->nsrc; k++) {
+		if (!(srcs & 1u << k))
+			continue;
+		const struct copy_src *src = &job->src[k];
+		uint64_t lo = UINT64_MAX, hi = 0;
+		for (size_t i = at; i < job->nseg && job->seg[i].s < q; i++) {
+			const struct copy_seg *g = &job->seg[i];
+			uint64_t x = g->s > p ? g->s : p, y = g->t < q ? g->t : q;
+			if (g->src != k)
+				continue;
+			lo = lo < x / src->bs * src->bs ? lo : x / src->bs * src->bs;
+			hi = hi > (y - 1) / src->bs * src->bs + src->bs ? hi : (y - 1) / src->bs * src->bs + src->bs;
+		}
+		hi = hi < job->chunk_size ? hi : job->chunk_size;
+		assert(hi - lo <= XMAX);
+		ssize_t n = pread_full(src->fd, scratch, hi - lo, src->data_off + lo);
+		if (n < 0) {
+			log_error("chunk %016" PRIx64 ": read of %016" PRIx64 " for a copy: %s", job->id, src->id,
+				  strerror((int)-n));
+			return (int)n;
+		}
+		memset(scratch + n, 0, (hi - lo) - (size_t)n); /* past the end of the file: left to the CRC */
+		int64_t checked = -1;
+		for (size_t i = at; i < job->nseg && job->seg[i].s < q; i++) {
+			const struct copy_seg *g = &job->seg[i];
+			uint64_t x = g->s > p ? g->s : p, y = g->t < q ? g->t : q;
+			if (g->src != k)
+				continue;
+			for (uint64_t b = x / src->bs; b <= (y - 1) / src->bs; b++) {
+				if ((int64_t)b <= checked)
+					continue;
+				uint64_t start = b * src->bs;
+				uint64_t len = job->chunk_size - start < src->bs ? job->chunk_size - start : src->bs;
+				uint32_t want = job->crc[g->first + (b - g->s / src->bs)];
+				uint32_t got = crc32c_mask(crc32c(0, scratch + (start - lo), len));
+				if (want != got) {
+					log_error("chunk %016" PRIx64 " block %" PRIu64 ": CRC mismatch (stored %08" PRIx32
+						  ", computed %08" PRIx32 ") while copying it to %016" PRIx64,
+						  src->id, b, want, got, job->id);
+					return -EIO;
+				}
+				checked = (int64_t)b;
+			}
+			memcpy(buf + (x - p), scratch + (x - lo), y - x);
+		}
+	}
+	return 0;
+}
+
+/* Writes [p, q) of buf (p a block boundary) at p in the data of fd, but not
+ * its pages of zeros: they stay holes of the file, which read as zeros all
+ * the same.  One pwrite per run of other pages within a block (never across
+ * blocks: see write_segs).  0 or -errno. */
+static int write_sparse(int fd, uint64_t data_off, uint64_t p, uint64_t q, const uint8_t *buf)
+{
+	for (uint64_t x = p; x < q;) {
+		uint64_t blk_end = (x / BS + 1) * BS < q ? (x / BS + 1) * BS : q;
+		uint64_t pe = x + PAGE < blk_end ? x + PAGE : blk_end;
+		if (all_zero(buf + (x - p), pe - x)) {
+			x = pe;
+			continue;
+		}
+		uint64_t y = pe;
+		while (y < blk_end) {
+			uint64_t ye = y + PAGE < blk_end ? y + PAGE : blk_end;
+			if (all_zero(buf + (y - p), ye - y))
+				break;
+			y = ye;
+		}
+		int rc = pwrite_full(fd, buf + (x - p), y - x, data_off + x);
+		if (rc < 0)
+			return rc;
+		x = y;
+	}
+	return 0;
+}
+
+/* Writes into fd (a new plain chunk file) every 64 KiB block under which
+ * the source shows data, as pieces of at most XMAX bytes within
+ * XMAX-aligned windows, and their entries into table.  0 or -errno. */
+static int copy_blocks(struct chunkstore_copy_job *job, int fd, uint8_t *table, uint8_t *buf, uint8_t *scratch)
+{
+	uint64_t data_off = data_off_for(job->chunk_size, BS);
+	size_t at = 0; /* first segment not wholly copied */
+	uint64_t pos = 0;
+	while (at < job->nseg) {
+		uint64_t p = (job->seg[at].s > pos ? job->seg[at].s : pos) / BS * BS;
+		uint64_t win = p - p % XMAX + XMAX, end = win < job->chunk_size ? win : job->chunk_size, q = p;
+		/* Extend over the following blocks with data, up to the window's end. */
+		for (size_t i = at; i < job->nseg && job->seg[i].s < end; i++) {
+			uint64_t s = job->seg[i].s > p ? job->seg[i].s : p;
+			if (s / BS * BS > q)
+				break;
+			uint64_t t = (job->seg[i].t + BS - 1) / BS * BS;
+			q = t < end ? t : end;
+		}
+		int rc = copy_fill(job, at, p, q, buf, scratch);
+		if (rc == 0 && (rc = write_sparse(fd, data_off, p, q, buf)) < 0)
+			log_error("chunk %016" PRIx64 ": write of a copy: %s", job->id, strerror(-rc));
+		if (rc < 0)
+			return rc;
+		for (uint64_t b = p / BS; b * BS < q; b++) {
+			uint64_t len = q - b * BS < BS ? q - b * BS : BS;
+			le_put32(table + b * 8, crc32c_mask(crc32c(0, buf + (b * BS - p), len)));
+			le_put32(table + b * 8 + 4, CHUNKSTORE_BLOCK_WRITTEN);
+		}
+		job->bytes += q - p;
+		pos = q;
+		while (at < job->nseg && job->seg[at].t <= pos)
+			at++;
+	}
+	return 0;
+}
+
+void chunkstore_copy_run(struct chunkstore_copy_job *job)
+{
+	uint64_t data_off = data_off_for(job->chunk_size, BS);
+	uint8_t *buf = malloc(XMAX), *scratch = malloc(XMAX), *meta = calloc(1, data_off);
+	const char *what = "out of memory";
+	int fd = -1, rc = -ENOMEM;
+	if (!buf || !scratch || !meta)
+		goto out;
+	what = "create";
+	if ((rc = fd = tmp_create(job->tmp, job->sub)) < 0)
+		goto out;
+	what = "copy";
+	if ((rc = copy_blocks(job, fd, meta + CHUNKSTORE_HDR_SIZE, buf, scratch)) < 0)
+		goto out;
+	hdr_encode(meta, job->id, job->version, job->chunk_size, BS, NULL);
+	what = "header write";
+	if ((rc = pwrite_full(fd, meta, data_off, 0)) < 0)
+		goto out;
+	what = "fdatasync";
+	if (fdatasync(fd) < 0) {
+		rc = -errno;
+		goto out;
+	}
+	what = "rename";
+	if (rename(job->tmp, job->path) < 0) {
+		rc = -errno;
+		goto out;
+	}
+	job->renamed = true;
+	what = "directory sync";
+	if ((rc = fsync_path(job->sub)) == 0)
+		rc = fsync_path(job->top);
+out:
+	if (rc < 0)
+		log_error("chunk %016" PRIx64 ": copy: %s: %s", job->id, what, strerror(-rc));
+	if (fd >= 0)
+		close(fd);
+	if (rc < 0 && !job->renamed)
+		unlink(job->tmp);
+	free(buf);
+	free(scratch);
+	free(meta);
+	job->rc = rc;
+}
+
+/* Indexes the chunk a copy made (replacing the file of a retry's); synced:
+ * its directories were. */
+static int copy_index(struct chunkstore *cs, const struct chunkstore_copy_job *job, bool synced,
+		      struct chunkstore_alloc *alloc)
+{
+	struct cs_slot *s = index_find(cs, job->id);
+	struct cs_open *c;
+	if (s && s->open) {
+		assert(!s->open->pins);
+		chunk_close(cs, s->open); /* the file it had open was replaced */
+	}
+	if (!s && !(s = index_insert(cs, job->id))) {
+		log_error("chunk %016" PRIx64 ": out of memory indexing a copy (indexed at the next start)", job->id);
+		return -ENOMEM;
+	}
+	s->dir = (uint16_t)job->dir;
+	s->bad = 0;
+	s->dir_dirty = !synced;
+	cs->gen++;        /* chain views that saw the chunk (or not) are stale */
+	cs->ctr.copy_bytes += job->bytes;
+	int rc = chunk_get(cs, job->id, &c);
+	if (rc < 0)
+		return rc;
+	struct chunkstore_alloc a = chunk_alloc(cs, c);
+	if (alloc)
+		*alloc = a;
+	return 0;
+}
+
+int chunkstore_copy_finish(struct chunkstore *cs, struct chunkstore_copy_job *job, struct chunkstore_alloc *alloc)
+{
+	struct chunkstore_copy_job **pp = &cs->copies;
+	while (*pp && *pp != job)
+		pp = &(*pp)->next;
+	assert(*pp == job);
+	if (*pp)
+		*pp = job->next;
+	int rc = job->rc;
+	if (job->renamed && job->cancelled) {
+		/* Deleted while it was being copied: the copy goes too. */
+		unsigned hh = (unsigned)(job->id & 0xff);
+		if (unlink(job->path) < 0 && errno != ENOENT)
+			log_error("chunk %016" PRIx64 ": unlink %s: %s", job->id, job->path, strerror(errno));
+		cs->dirs[job->dir].unlinked[hh / 8] |= (uint8_t)(1u << (hh % 8));
+		log_info("chunk %016" PRIx64 ": deleted while it was being copied", job->id);
+		rc = rc < 0 ? rc : -ENOENT;
+	} else if (job->renamed) {
+		/* In place (a failed directory sync is retried by the next sync). */
+		int r = copy_index(cs, job, rc == 0, alloc);
+		rc = rc < 0 ? rc : r;
+	}
+	copy_job_free(job);
+	return rc;
+}
+
+int chunkstore_copy(struct chunkstore *cs, uint64_t id, uint32_t version, uint64_t src_id, uint32_t src_version,
+		    const struct chunkstore_geom *src, struct chunkstore_alloc *alloc)
+{
+	struct chunkstore_copy_job *job;
+	int rc = chunkstore_copy_prepare(cs, id, version, src_id, src_version, src, &job);
+	if (rc < 0)
+		return rc;
+	chunkstore_copy_run(job);
+	return chunkstore_copy_finish(cs, job, alloc);
+}
+
 int chunkstore_seek(struct chunkstore *cs, uint64_t id, uint32_t version, const struct chunkstore_base *chain,
 		    uint32_t nchain, uint64_t offset, int whence, bool *found, uint64_t *out)
 {
@@ -1832,6 +2318,7 @@ const struct chunkstore_counters *chunkstore_counters(const struct chunkstore *c
 int chunkstore_delete(struct chunkstore *cs, uint64_t id)
 {
 	char path[4096];
+	copy_cancel(cs, id);
 	struct cs_slot *s = id ? index_find(cs, id) : NULL;
 	if (!s)
 		return -ENOENT;

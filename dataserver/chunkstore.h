@@ -22,8 +22,12 @@
  *    Every operation names the chain; its first base must be the one the
  *    delta's header records (-EINVAL otherwise: a confused client).
  *
+ * A copy (chunkstore_copy) makes a new plain chunk of what another chunk
+ * reads as, chain included; its disk work can run on another thread.
+ *
  * Threading: a chunkstore is not thread-safe; one thread (the data server's
- * event loop) makes every call.
+ * event loop) makes every call, except chunkstore_sync_run() and
+ * chunkstore_copy_run(), which touch no chunkstore.
  */
 #ifndef VDIFS_CHUNKSTORE_H
 #define VDIFS_CHUNKSTORE_H
@@ -98,6 +102,7 @@ struct chunkstore_counters {
 	uint64_t cow_extents;      /* extents copied from a chain by a partial write or punch */
 	uint64_t cow_bytes;        /* their bytes */
 	uint64_t chain_read_bytes; /* bytes chunkstore_read() resolved through a chain */
+	uint64_t copy_bytes;       /* data bytes written by completed copies (chunkstore_copy*) */
 };
 
 struct chunkstore_space {
@@ -131,9 +136,9 @@ void chunkstore_close(struct chunkstore *cs);
  * space in *alloc (may be NULL), or -EINVAL (id 0, bad geometry, offset+len
  * beyond the chunk, a geometry or first base not that of the existing
  * chunk, a base of another chunk size), -ESTALE (another version of the
- * chunk or of a base held here), -EIO (a corrupt chunk header, a CRC
- * mismatch in a base extent copied), or the -errno of a failed syscall
- * (-ENOSPC ...).  buf stays the caller's.
+ * chunk or of a base held here), -EBUSY (a copy to the chunk is running),
+ * -EIO (a corrupt chunk header, a CRC mismatch in a base extent copied), or
+ * the -errno of a failed syscall (-ENOSPC ...).  buf stays the caller's.
  */
 int chunkstore_write(struct chunkstore *cs, uint64_t id, uint32_t version, const struct chunkstore_geom *g,
 		     uint64_t offset, const void *buf, size_t len, struct chunkstore_alloc *alloc);
@@ -197,6 +202,51 @@ void chunkstore_sync_finish(struct chunkstore *cs, const struct chunkstore_sync_
 int chunkstore_seek(struct chunkstore *cs, uint64_t id, uint32_t version, const struct chunkstore_base *chain,
 		    uint32_t nchain, uint64_t offset, int whence, bool *found, uint64_t *out);
 
+/*
+ * Makes plain chunk id (version, chunk size src->chunk_size) hold what chunk
+ * src_id (src_version, geometry src: extent 0 and no bases for a plain
+ * chunk, else a delta's extent and chain) reads as, exactly as
+ * chunkstore_read() shows it: every block used CRC-checked, a chain member
+ * not held here skipped, a delta not held here its chain (but a plain
+ * source not held here is -ENOENT).  Only the 64 KiB blocks under which the
+ * source shows data (as chunkstore_seek() finds it) are written, in 1 MiB
+ * windows: holes and ZERO extents stay holes (and so do the 4 KiB pages of
+ * zeros inside written blocks: they read as zeros).  The new chunk is built
+ * under a temporary name, fdatasynced, renamed into place and its
+ * directories fsynced: on return it is durable, and a crash leaves either
+ * no chunk or the whole copy.  An id held with this version (a retry) is
+ * replaced by a fresh copy.  Memory: two 1 MiB buffers and a map of the
+ * source's data runs (at most about chunk size / 4 KiB runs of 28 bytes).
+ *
+ * Returns 0 and the new chunk's space in *alloc (may be NULL; own ==
+ * bytes), or -EINVAL (id 0, id the source or in its chain, a bad source
+ * geometry, a chunk size or geometry not that of the source or of a chain
+ * member held here, id held as a delta or with another chunk size),
+ * -ESTALE (id held with another version; the source or a base used held
+ * with another version), -ENOENT (a plain source not held here; id deleted
+ * while it was being copied), -EBUSY (a copy to id is running), -EIO (a
+ * CRC mismatch or a corrupt header), -errno (-ENOSPC ...).
+ */
+int chunkstore_copy(struct chunkstore *cs, uint64_t id, uint32_t version, uint64_t src_id, uint32_t src_version,
+		    const struct chunkstore_geom *src, struct chunkstore_alloc *alloc);
+
+/* A copy split in three so that the disk work runs off the store's thread.
+ * Every prepared job must be finished before chunkstore_close(); while it
+ * is, writes and punches of id are -EBUSY and a deletion of id cancels it. */
+struct chunkstore_copy_job;
+/* Checks everything and maps the source (its files are duplicated, so the
+ * job does not depend on the store's cache): 0 and the job in *out, or the
+ * errors of chunkstore_copy() (then *out is NULL). */
+int chunkstore_copy_prepare(struct chunkstore *cs, uint64_t id, uint32_t version, uint64_t src_id,
+			    uint32_t src_version, const struct chunkstore_geom *src,
+			    struct chunkstore_copy_job **out);
+/* Reads, checks, writes and syncs the new chunk (logging any failure).
+ * Touches no chunkstore: any thread. */
+void chunkstore_copy_run(struct chunkstore_copy_job *job);
+/* Back on the store's thread: indexes the new chunk and frees the job.
+ * 0 and the space in *alloc (may be NULL), or the job's error. */
+int chunkstore_copy_finish(struct chunkstore *cs, struct chunkstore_copy_job *job, struct chunkstore_alloc *alloc);
+
 /* Version, space and geometry of chunk id: 0, -ENOENT, -EIO, -errno.  A
  * delta's inherited data is counted along the chain its last operation
  * named (or, before any, the chain its held bases' headers describe). */
@@ -205,7 +255,8 @@ int chunkstore_stat(struct chunkstore *cs, uint64_t id, struct chunkstore_stat *
 /* The store's counters (valid until chunkstore_close). */
 const struct chunkstore_counters *chunkstore_counters(const struct chunkstore *cs);
 
-/* Removes chunk id (whatever its version or state): 0, -ENOENT, -errno. */
+/* Removes chunk id (whatever its version or state): 0, -ENOENT, -errno.
+ * A copy to id that is running is cancelled (its finish is -ENOENT). */
 int chunkstore_delete(struct chunkstore *cs, uint64_t id);
 
 /* Makes the unlinks of chunkstore_delete() durable (fsyncs the directories

@@ -8,7 +8,11 @@
  * reference to every replica over the pooled connections.  A read fills one
  * reusable buffer that rpc_reply_data() copies into the socket's output.
  * DS_SYNC's fdatasync runs on a worker thread (workers.c) while the
- * replicas sync, so a disk flush never stalls the loop.
+ * replicas sync, so a disk flush never stalls the loop.  A DS_COPY is
+ * mapped on the loop (chunkstore_copy_prepare), copied and synced on a copy
+ * thread, and indexed back on the loop; at most copy_threads copies are
+ * prepared at a time (each holds duplicates of its source's files and a map
+ * of its data), the others wait in a FIFO.
  *
  * The counters of ds.stats are a few additions per request; the file is
  * rewritten from a one-second timer only when they changed.
@@ -43,10 +47,18 @@ struct stats_snap {
 	struct chunkstore_counters cs;
 };
 
+struct copy_op;
+
 struct handlers {
 	struct handlers_config cfg;
 	struct peerpool *peers;
 	struct workers *workers; /* local fdatasyncs */
+	struct workers *copiers; /* DS_COPY */
+	unsigned copy_max;       /* copies prepared at a time */
+	unsigned copies_running;
+	struct copy_op *copy_head, *copy_tail; /* waiting, FIFO */
+	bool copy_starting;      /* in copies_start() */
+	bool closing;
 	void (*on_delete)(void *arg, uint64_t chunk_id);
 	void *on_delete_arg;
 	uint8_t *rbuf; /* DS_READ buffer, VDIFS_DATA_MAX bytes once used */
@@ -61,6 +73,18 @@ struct handlers {
 struct req_chain {
 	uint32_t n;
 	struct chunkstore_base b[CHUNKSTORE_CHAIN_MAX];
+};
+
+/* A DS_COPY: waiting in the queue, then running (cj prepared). */
+struct copy_op {
+	struct workers_job job;
+	struct handlers *h;
+	struct rpc_request req; /* payload not kept; holds a reference on the connection */
+	struct copy_op *next;
+	uint64_t id, chunk_size, src_id;
+	uint32_t version, src_version, src_extent;
+	struct req_chain ch;
+	struct chunkstore_copy_job *cj;
 };
 
 /* A replica to forward to, as decoded from a request's fwd records. */
@@ -654,6 +678,129 @@ static void handle_delete(struct handlers *h, const struct rpc_request *req)
 	rpc_reply(req, NULL);
 }
 
+/* ---- DS_COPY ------------------------------------------------------------------------ */
+
+static void copy_free(struct copy_op *op)
+{
+	rpc_conn_unref(op->req.conn);
+	free(op);
+}
+
+/* Error reply for a failed copy, naming the chunk whose version is stale. */
+static void copy_reply_error(struct handlers *h, const struct copy_op *op, int rc)
+{
+	struct chunkstore_stat st;
+	if (rc == -ESTALE && chunkstore_stat(h->cfg.store, op->id, &st) == 0 && st.version != op->version)
+		reply_chunk_error(h, &op->req, rc, op->id, op->version);
+	else if (rc == -ESTALE)
+		reply_chunk_error(h, &op->req, rc, op->src_id, op->src_version);
+	else if (rc == -EBUSY)
+		rpc_reply_error(&op->req, rc, "chunk %016" PRIx64 ": a copy to it is running", op->id);
+	else
+		rpc_reply_error(&op->req, rc, "chunk %016" PRIx64 ": copy from %016" PRIx64 " v%" PRIu32 ": %s", op->id,
+				op->src_id, op->src_version, strerror(-rc));
+}
+
+static void copy_run(struct workers_job *j)
+{
+	struct copy_op *op = (struct copy_op *)((char *)j - offsetof(struct copy_op, job));
+	chunkstore_copy_run(op->cj);
+}
+
+static void copies_start(struct handlers *h);
+
+/* Back on the loop: indexes the copy, replies, starts the next one. */
+static void copy_done(struct workers_job *j)
+{
+	struct copy_op *op = (struct copy_op *)((char *)j - offsetof(struct copy_op, job));
+	struct handlers *h = op->h;
+	struct chunkstore_alloc alloc = {0, 0};
+	int rc = chunkstore_copy_finish(h->cfg.store, op->cj, &alloc);
+	h->copies_running--;
+	if (rc < 0) {
+		copy_reply_error(h, op, rc);
+	} else {
+		struct wbuf reply;
+		wbuf_init(&reply);
+		msg_ds_io_rep_put(&reply, &(struct msg_ds_io_rep){.alloc = alloc.bytes, .own = alloc.own});
+		rpc_reply(&op->req, &reply);
+		wbuf_free(&reply);
+		log_debug("chunk %016" PRIx64 ": copied from %016" PRIx64 " v%" PRIu32 " (%" PRIu64 " bytes allocated)",
+			  op->id, op->src_id, op->src_version, alloc.bytes);
+	}
+	copy_free(op);
+	copies_start(h);
+}
+
+/* Prepares and submits waiting copies while a copy thread is free.  Not
+ * reentered (with no threads, a copy completes inside workers_submit). */
+static void copies_start(struct handlers *h)
+{
+	if (h->copy_starting)
+		return;
+	h->copy_starting = true;
+	while (h->copy_head && h->copies_running < h->copy_max && !h->closing) {
+		struct copy_op *op = h->copy_head;
+		h->copy_head = op->next;
+		if (!h->copy_head)
+			h->copy_tail = NULL;
+		struct chunkstore_geom src = {.chunk_size = op->chunk_size, .extent = op->src_extent, .nbase = op->ch.n,
+					      .base = op->ch.b};
+		int rc = chunkstore_copy_prepare(h->cfg.store, op->id, op->version, op->src_id, op->src_version, &src,
+						 &op->cj);
+		if (rc < 0) {
+			copy_reply_error(h, op, rc);
+			copy_free(op);
+			continue;
+		}
+		h->copies_running++;
+		op->job.run = copy_run;
+		op->job.done = copy_done;
+		workers_submit(h->copiers, &op->job);
+	}
+	h->copy_starting = false;
+}
+
+/* DS_COPY: checked here, queued, then copied off the loop (copies_start). */
+static void handle_copy(struct handlers *h, const struct rpc_request *req)
+{
+	struct msg_ds_copy_req m;
+	struct req_chain ch;
+	if (msg_ds_copy_req_decode(req->payload, req->len, &m) < 0 || parse_bases(m.nbase, m.bases, &ch) < 0) {
+		reject_malformed(req);
+		return;
+	}
+	h->stats.copy_reqs++;
+	const char *why = geom_problem(m.src_id, m.chunk_size, m.src_extent, &ch);
+	if (!why && (m.chunk_id == 0 || m.src_id == 0))
+		why = "chunk id 0";
+	for (uint32_t k = 0; !why && k < ch.n; k++)
+		if (ch.b[k].id == m.chunk_id)
+			why = "a copy into its source's chain";
+	if (!why && m.chunk_id == m.src_id)
+		why = "a copy onto itself";
+	if (why) {
+		reject_geom(req, m.chunk_id, m.src_extent, m.nbase, why);
+		return;
+	}
+	struct copy_op *op = calloc(1, sizeof(*op));
+	if (!op) {
+		rpc_reply_error(req, -ENOMEM, "out of memory");
+		return;
+	}
+	*op = (struct copy_op){.h = h, .req = *req, .id = m.chunk_id, .chunk_size = m.chunk_size, .src_id = m.src_id,
+			       .version = m.version, .src_version = m.src_version, .src_extent = m.src_extent, .ch = ch};
+	op->req.payload = NULL;
+	op->req.len = 0;
+	rpc_conn_ref(req->conn);
+	if (h->copy_tail)
+		h->copy_tail->next = op;
+	else
+		h->copy_head = op;
+	h->copy_tail = op;
+	copies_start(h);
+}
+
 /* ---- stats file --------------------------------------------------------------------- */
 
 static void stats_snap(const struct handlers *h, struct stats_snap *s)
@@ -677,10 +824,10 @@ int handlers_write_stats(struct handlers *h)
 			   "write_fwd_reqs %" PRIu64 "\nwrite_fwd_bytes %" PRIu64 "\n"
 			   "read_reqs %" PRIu64 "\nread_bytes %" PRIu64 "\n"
 			   "deltas_created %" PRIu64 "\ncow_extents %" PRIu64 "\ncow_bytes %" PRIu64 "\n"
-			   "chain_read_bytes %" PRIu64 "\n",
+			   "chain_read_bytes %" PRIu64 "\ncopy_reqs %" PRIu64 "\ncopy_bytes %" PRIu64 "\n",
 			   s.h.write_client_reqs, s.h.write_client_bytes, s.h.write_fwd_reqs, s.h.write_fwd_bytes,
 			   s.h.read_reqs, s.h.read_bytes, s.cs.deltas_created, s.cs.cow_extents, s.cs.cow_bytes,
-			   s.cs.chain_read_bytes);
+			   s.cs.chain_read_bytes, s.h.copy_reqs, s.cs.copy_bytes);
 	snprintf(tmp, sizeof(tmp), "%s.tmp", h->stats_path);
 	FILE *f = fopen(tmp, "we");
 	int rc = 0;
@@ -727,6 +874,7 @@ void handlers_dispatch(void *arg, const struct rpc_request *req)
 	case VDIFS_MSG_DS_SEEK: handle_seek(h, req); break;
 	case VDIFS_MSG_DS_STAT: handle_stat(h, req); break;
 	case VDIFS_MSG_DS_DELETE: handle_delete(h, req); break;
+	case VDIFS_MSG_DS_COPY: handle_copy(h, req); break;
 	default:
 		rpc_reject(req, -EOPNOTSUPP, "%s (type %u) is not a data-server request",
 			   proto_msg_name(req->type), req->type);
@@ -750,6 +898,8 @@ struct handlers *handlers_new(const struct handlers_config *cfg)
 	};
 	h->peers = peerpool_new(&pc);
 	h->workers = workers_start(cfg->base, cfg->sync_threads ? cfg->sync_threads : HANDLERS_SYNC_THREADS_DEFAULT);
+	h->copy_max = cfg->copy_threads ? cfg->copy_threads : HANDLERS_COPY_THREADS_DEFAULT;
+	h->copiers = workers_start(cfg->base, h->copy_max);
 	bool stats_ok = true;
 	if (cfg->stats_path) {
 		struct timeval tv = {.tv_sec = STATS_INTERVAL_MS / 1000, .tv_usec = (STATS_INTERVAL_MS % 1000) * 1000};
@@ -758,7 +908,7 @@ struct handlers *handlers_new(const struct handlers_config *cfg)
 		stats_ok = h->stats_path && h->stats_timer && evtimer_add(h->stats_timer, &tv) == 0;
 	}
 	h->cfg.stats_path = NULL; /* the copy is h->stats_path */
-	if (!h->peers || !h->workers || !stats_ok) {
+	if (!h->peers || !h->workers || !h->copiers || !stats_ok) {
 		free(h->stats_path); /* nothing to report */
 		h->stats_path = NULL;
 		handlers_free(h);
@@ -777,7 +927,16 @@ void handlers_free(struct handlers *h)
 {
 	if (!h)
 		return;
+	h->closing = true;
 	workers_stop(h->workers); /* local syncs finish and reply first */
+	workers_stop(h->copiers); /* and copies running (no other starts) */
+	while (h->copy_head) {
+		struct copy_op *op = h->copy_head;
+		h->copy_head = op->next;
+		rpc_reply_error(&op->req, -ESHUTDOWN, "data server shutting down");
+		copy_free(op);
+	}
+	h->copy_tail = NULL;
 	peerpool_free(h->peers);
 	if (h->stats_timer)
 		event_free(h->stats_timer);

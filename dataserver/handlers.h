@@ -1,6 +1,6 @@
 /*
  * handlers: the data server's requests (DS_WRITE, DS_READ, DS_PUNCH, DS_SYNC,
- * DS_SEEK, DS_STAT, DS_DELETE) on its chunkstore.  DS_WRITE, DS_PUNCH and
+ * DS_SEEK, DS_STAT, DS_DELETE, DS_COPY) on its chunkstore.  DS_WRITE, DS_PUNCH and
  * DS_SYNC are applied locally, then forwarded in parallel to the replicas the
  * request names, and answered once every replica has answered (or one has
  * failed or timed out: the reply then names that replica).
@@ -14,7 +14,9 @@
  * Runs on the server's event loop thread, like the chunkstore it uses; only
  * the fdatasync of DS_SYNC runs on a few worker threads (workers.h), on a
  * duplicate of the chunk's file descriptor, so the loop never waits for a
- * disk flush.
+ * disk flush.  DS_COPY's reads, writes and syncs run on threads of their own
+ * (a few copies at a time, the others queued), so that a long copy neither
+ * stalls the loop nor delays a DS_SYNC.
  */
 #ifndef VDIFS_DS_HANDLERS_H
 #define VDIFS_DS_HANDLERS_H
@@ -26,6 +28,7 @@
 
 #define HANDLERS_FWD_TIMEOUT_DEFAULT_MS 30000u
 #define HANDLERS_SYNC_THREADS_DEFAULT 4u
+#define HANDLERS_COPY_THREADS_DEFAULT 2u
 
 struct event_base;
 struct handlers;
@@ -38,6 +41,7 @@ struct handlers_config {
 	uint32_t max_payload;        /* bound on replies from other data servers */
 	uint32_t fwd_timeout_ms;     /* a replica silent this long fails the operation (0: default) */
 	unsigned sync_threads;       /* threads running DS_SYNC's fdatasync (0: default) */
+	unsigned copy_threads;       /* threads running DS_COPY, = copies at a time (0: default) */
 	const char *stats_path;      /* counters written here ("key value" lines); NULL: none (copied) */
 };
 
@@ -51,6 +55,7 @@ struct handlers_stats {
 	uint64_t write_fwd_bytes;
 	uint64_t read_reqs;          /* DS_READ */
 	uint64_t read_bytes;         /* bytes asked */
+	uint64_t copy_reqs;          /* DS_COPY (well formed) */
 };
 
 /* Handler state; NULL on ENOMEM. */

@@ -3,10 +3,12 @@
  * data server's chunkstore.  What a write copies from the base (counters),
  * reads and seeks through chains with missing members, punches hiding the
  * base, space (alloc/own, and the space bound of scattered 4 KiB writes),
- * refused chains and corrupt bases; then random writes, punches, freezes
- * (a new delta over the current chunk) and deletions of unwritten bases
+ * refused chains and corrupt bases; copies into plain chunks (content,
+ * holes, retries, refusals); then random writes, punches, freezes (a new
+ * delta over the current chunk), deletions of unwritten bases and copies
  * against a naive byte-array model.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -577,6 +579,371 @@ static void test_tiny_fd_cache(void **state)
 	free(r);
 }
 
+/* ---- copies ------------------------------------------------------------------------------ */
+
+/* Pages of p[0, n) holding something else than zeros. */
+static uint64_t nonzero_pages(const uint8_t *p, uint64_t n)
+{
+	uint64_t pages = 0;
+	for (uint64_t x = 0; x < n; x += 4096)
+		pages += !all_zero(p + x, n - x < 4096 ? n - x : 4096);
+	return pages;
+}
+
+/* Checks plain chunk dst (version ver) against what src (chain, n) reads
+ * as: the same bytes, a 64 KiB block written exactly where the source shows
+ * data, alloc == own == the pages of those blocks that are not zeros (the
+ * others are holes in the file).  Returns the number of data blocks. */
+static uint64_t check_copy(struct fixture *f, uint64_t dst, uint32_t ver, uint64_t src, const struct chunkstore_base *chain,
+			   uint32_t n, uint64_t size, const struct chunkstore_alloc *a)
+{
+	uint8_t *want = malloc(size), *got = malloc(size);
+	struct chunkstore_stat st;
+	uint64_t ndata = 0;
+	assert_int_equal(chunkstore_read(f->cs, src, 1, chain, n, 0, want, size), 0);
+	assert_int_equal(chunkstore_read(f->cs, dst, ver, NULL, 0, 0, got, size), 0);
+	if (memcmp(want, got, size) != 0) {
+		size_t i = 0;
+		while (want[i] == got[i])
+			i++;
+		fail_msg("copy %llu of %llu differs at %zu", (unsigned long long)dst, (unsigned long long)src, i);
+	}
+	for (uint64_t b = 0; b * BS < size; b++) {
+		bool sfound, dfound;
+		uint64_t sat, dat, end = (b + 1) * BS < size ? (b + 1) * BS : size;
+		assert_int_equal(chunkstore_seek(f->cs, src, 1, chain, n, b * BS, CHUNKSTORE_SEEK_DATA, &sfound, &sat), 0);
+		assert_int_equal(chunkstore_seek(f->cs, dst, ver, NULL, 0, b * BS, CHUNKSTORE_SEEK_DATA, &dfound, &dat), 0);
+		bool sdata = sfound && sat < end, ddata = dfound && dat == b * BS;
+		if (sdata != ddata)
+			fail_msg("copy %llu of %llu: block %llu data %d, source %d", (unsigned long long)dst,
+				 (unsigned long long)src, (unsigned long long)b, ddata, sdata);
+		ndata += ddata;
+	}
+	assert_int_equal(chunkstore_stat(f->cs, dst, &st), 0);
+	assert_int_equal(st.version, ver);
+	assert_int_equal(st.extent, 0);
+	assert_int_equal(st.chunk_size, size);
+	assert_int_equal(st.alloc, st.own);
+	if (a) {
+		assert_int_equal(a->bytes, a->own);
+		assert_int_equal(a->bytes, st.alloc);
+		/* Only pages of data are allocated. */
+		uint64_t nz = nonzero_pages(want, size);
+		if (a->own < nz * 4096 || a->own > nz * 4096 + 64 * KiB)
+			fail_msg("copy %llu: own %llu for %llu pages of data", (unsigned long long)dst,
+				 (unsigned long long)a->own, (unsigned long long)nz);
+	}
+	free(want);
+	free(got);
+	return ndata;
+}
+
+/* Files in the subdirectory of chunk id (its own, and leftovers). */
+static int files_of(struct fixture *f, uint64_t id)
+{
+	char sub[256];
+	int n = 0;
+	snprintf(sub, sizeof(sub), "%s/%02x", f->dir, (unsigned)(id & 0xff));
+	DIR *d = opendir(sub);
+	if (!d)
+		return 0;
+	for (struct dirent *de; (de = readdir(d)) != NULL;)
+		n += de->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
+static void test_copy_plain(void **state)
+{
+	struct fixture *f = *state;
+	const uint64_t size = MiB + 1000; /* a short last block */
+	uint8_t *w = malloc(size);
+	struct chunkstore_geom pg = plain(size);
+	struct chunkstore_alloc a, sa;
+	fill(w, size, 30);
+	/* Data in blocks 0, 2, 3 (partly), 8 (punched in part), the last one. */
+	assert_int_equal(chunkstore_write(f->cs, 1, 1, &pg, 0, w, BS, NULL), 0);
+	assert_int_equal(chunkstore_write(f->cs, 1, 1, &pg, 2 * BS + 100, w, BS + 5, NULL), 0);
+	assert_int_equal(chunkstore_write(f->cs, 1, 1, &pg, 8 * BS, w, BS, NULL), 0);
+	assert_int_equal(chunkstore_punch(f->cs, 1, 1, &pg, 8 * BS + 10, 3000, NULL), 0);
+	assert_int_equal(chunkstore_write(f->cs, 1, 1, &pg, size - 500, w, 500, &sa), 0);
+	/* Blocks 5 and 6 written, then punched whole: holes again. */
+	assert_int_equal(chunkstore_write(f->cs, 1, 1, &pg, 5 * BS, w, 2 * BS, NULL), 0);
+	assert_int_equal(chunkstore_punch(f->cs, 1, 1, &pg, 5 * BS, 2 * BS, NULL), 0);
+	/* 8 KiB of zeros written into block 0: data, but no space in the copy. */
+	uint8_t zeros[8192] = {0};
+	assert_int_equal(chunkstore_write(f->cs, 1, 1, &pg, 16 * KiB, zeros, sizeof(zeros), NULL), 0);
+	assert_int_equal(chunkstore_copy(f->cs, 2, 7, 1, 1, &pg, &a), 0);
+	assert_int_equal(check_copy(f, 2, 7, 1, NULL, 0, size, &a), 5);
+	/* Pages of zeros in written blocks are holes of the file (st_blocks
+	 * may count a block of the file system's extent tree too). */
+	assert_true(a.own >= sa.own - sizeof(zeros) && a.own <= sa.own - sizeof(zeros) + 4096);
+	assert_int_equal(ctr(f)->copy_bytes, 4 * BS + 1000);
+	assert_int_equal(ctr(f)->deltas_created, 0);
+	/* Durable and indexed: a reopen finds it, no temporary file is left. */
+	reopen(f, 0);
+	check_copy(f, 2, 7, 1, NULL, 0, size, NULL);
+	assert_int_equal(files_of(f, 2), 1);
+	/* The copy is an ordinary chunk: written, synced, deleted. */
+	assert_int_equal(chunkstore_write(f->cs, 2, 7, &pg, 7 * BS, w, 10, NULL), 0);
+	assert_int_equal(chunkstore_sync(f->cs, 2, 7), 0);
+	assert_int_equal(chunkstore_delete(f->cs, 2), 0);
+	/* A source with nothing written: an empty copy. */
+	assert_int_equal(chunkstore_write(f->cs, 3, 1, &pg, 0, NULL, 0, NULL), 0);
+	assert_int_equal(chunkstore_copy(f->cs, 4, 1, 3, 1, &pg, &a), 0);
+	assert_int_equal(a.own, 0);
+	assert_int_equal(check_copy(f, 4, 1, 3, NULL, 0, size, &a), 0);
+	free(w);
+}
+
+/* A (plain) <- X (never written: not here) <- B (64 KiB extents) <- C (4 KiB
+ * extents), with OWN, ZERO and INHERIT extents at every level. */
+static void test_copy_delta_chain(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t *a = make_base(f, 10, 31), *w = malloc(MiB), *r = malloc(MiB);
+	struct chunkstore_base bchain[2] = {{11, 1}, {10, 1}};
+	struct chunkstore_base cchain[3] = {{12, 1}, {11, 1}, {10, 1}};
+	struct chunkstore_base dchain[4] = {{13, 1}, {12, 1}, {11, 1}, {10, 1}};
+	struct chunkstore_geom gb = delta(MiB, 64 * KiB, bchain, 2), gc = delta(MiB, 4096, cchain, 3);
+	struct chunkstore_alloc al;
+	fill(w, MiB, 32);
+	/* A: punched [128 KiB, 320 KiB) (blocks 2..4 holes). */
+	struct chunkstore_geom pa = plain(MiB);
+	assert_int_equal(chunkstore_punch(f->cs, 10, 1, &pa, 128 * KiB, 192 * KiB, NULL), 0);
+	/* B: OWN block 1 (partial write: a copy-on-write), ZERO 5..6, OWN 3 (over A's hole). */
+	assert_int_equal(chunkstore_write(f->cs, 12, 1, &gb, 64 * KiB + 100, w, 200, NULL), 0);
+	assert_int_equal(chunkstore_punch(f->cs, 12, 1, &gb, 5 * 64 * KiB, 2 * 64 * KiB, NULL), 0);
+	assert_int_equal(chunkstore_write(f->cs, 12, 1, &gb, 3 * 64 * KiB, w, 64 * KiB, NULL), 0);
+	/* C: OWN 4 KiB pieces over A, over B's OWN and ZERO extents and A's
+	 * hole; ZERO over A's data (a whole 64 KiB block: a hole in the copy)
+	 * and over part of a block; the rest INHERIT. */
+	assert_int_equal(chunkstore_write(f->cs, 13, 1, &gc, 8192, w, 4096, NULL), 0);
+	assert_int_equal(chunkstore_write(f->cs, 13, 1, &gc, 64 * KiB + 4096, w, 100, NULL), 0);
+	assert_int_equal(chunkstore_write(f->cs, 13, 1, &gc, 5 * 64 * KiB + 8192, w, 4096, NULL), 0);
+	assert_int_equal(chunkstore_write(f->cs, 13, 1, &gc, 2 * 64 * KiB + 4096, w, 4096, NULL), 0);
+	assert_int_equal(chunkstore_punch(f->cs, 13, 1, &gc, 8 * 64 * KiB, 64 * KiB, NULL), 0);
+	assert_int_equal(chunkstore_punch(f->cs, 13, 1, &gc, 9 * 64 * KiB, 8192, NULL), 0);
+	/* The whole 1 MiB of C reads as: */
+	uint64_t copied0 = ctr(f)->copy_bytes;
+	assert_int_equal(chunkstore_copy(f->cs, 20, 1, 13, 1, &gc, &al), 0);
+	/* Data: blocks 0, 1, 2 (C's OWN over A's hole), 3 (B), 5 (C over B's
+	 * ZERO), 7, 9..15; holes: 4 (A punched), 6 (B's ZERO), 8 (C's ZERO). */
+	assert_int_equal(check_copy(f, 20, 1, 13, cchain, 3, MiB, &al), 13);
+	assert_int_equal(ctr(f)->copy_bytes - copied0, 13 * BS);
+	bool found;
+	uint64_t at;
+	assert_int_equal(chunkstore_seek(f->cs, 20, 1, NULL, 0, 4 * BS, CHUNKSTORE_SEEK_DATA, &found, &at), 0);
+	assert_true(found);
+	assert_int_equal(at, 5 * BS);
+	/* B alone, and A alone, copied the same way. */
+	assert_int_equal(chunkstore_copy(f->cs, 21, 1, 12, 1, &gb, &al), 0);
+	assert_int_equal(check_copy(f, 21, 1, 12, bchain, 2, MiB, &al), 12);
+	/* D, a delta not held here: its chain. */
+	struct chunkstore_geom gd = delta(MiB, 4096, dchain, 4);
+	assert_int_equal(chunkstore_copy(f->cs, 22, 1, 14, 1, &gd, &al), 0);
+	check_copy(f, 22, 1, 13, cchain, 3, MiB, &al);
+	/* X, not held, over A: A. */
+	struct chunkstore_base xchain[1] = {{10, 1}};
+	struct chunkstore_geom gx = delta(MiB, 4096, xchain, 1);
+	assert_int_equal(chunkstore_copy(f->cs, 23, 1, 11, 1, &gx, &al), 0);
+	check_copy(f, 23, 1, 10, NULL, 0, MiB, &al);
+	/* A chain of which nothing is held: an empty chunk. */
+	struct chunkstore_base ghost[2] = {{50, 1}, {51, 1}};
+	struct chunkstore_geom gg = delta(MiB, 4096, ghost, 2);
+	assert_int_equal(chunkstore_copy(f->cs, 24, 1, 52, 1, &gg, &al), 0);
+	assert_int_equal(al.bytes, 0);
+	assert_int_equal(chunkstore_read(f->cs, 24, 1, NULL, 0, 0, r, MiB), 0);
+	assert_true(all_zero(r, MiB));
+	/* Reading the sources counted nothing as a DS_READ. */
+	free(a);
+	free(w);
+	free(r);
+}
+
+/* Chunks of 4 MiB: data runs across 1 MiB windows, 1 MiB extents, a long
+ * chain with 4 KiB and 1 MiB extents alternating. */
+static void test_copy_large_extents(void **state)
+{
+	struct fixture *f = *state;
+	const uint64_t size = 4 * MiB;
+	uint8_t *w = malloc(size);
+	struct chunkstore_geom pg = plain(size);
+	struct chunkstore_alloc al;
+	fill(w, size, 33);
+	assert_int_equal(chunkstore_write(f->cs, 100, 1, &pg, MiB - 3 * BS, w, 2 * MiB, NULL), 0);
+	uint32_t seed = 5;
+	for (uint32_t k = 1; k < 6; k++) {
+		/* Layer 100 + k over chain[0..k): nearest first. */
+		struct chunkstore_base c[6];
+		for (uint32_t j = 0; j < k; j++)
+			c[j] = (struct chunkstore_base){100 + k - 1 - j, 1};
+		struct chunkstore_geom g = delta(size, k % 2 ? CHUNKSTORE_EXTENT_MAX : 4096, c, k);
+		for (int i = 0; i < 6; i++) {
+			seed = seed * 1103515245u + 12345u;
+			uint64_t off = (seed >> 8) % size, len = 1 + (seed >> 4) % (300 * KiB);
+			if (off + len > size)
+				len = size - off;
+			if (i % 3 == 2)
+				assert_int_equal(chunkstore_punch(f->cs, 100 + k, 1, &g, off, len, NULL), 0);
+			else
+				assert_int_equal(chunkstore_write(f->cs, 100 + k, 1, &g, off, w + off, len, NULL), 0);
+		}
+		assert_int_equal(chunkstore_copy(f->cs, 200 + k, 1, 100 + k, 1, &g, &al), 0);
+		check_copy(f, 200 + k, 1, 100 + k, c, k, size, &al);
+	}
+	free(w);
+}
+
+/* A retry replaces whatever the destination holds with the exact copy;
+ * leftovers of a copy interrupted by a crash are ignored and removed. */
+static void test_copy_retry(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t *a = make_base(f, 1, 34), w[8192];
+	struct chunkstore_base chain[1] = {{1, 1}};
+	struct chunkstore_geom g = delta(MiB, 4096, chain, 1), pg = plain(MiB);
+	struct chunkstore_alloc al, al2;
+	fill(w, sizeof(w), 35);
+	assert_int_equal(chunkstore_write(f->cs, 2, 1, &g, 5000, w, 3000, NULL), 0);
+	assert_int_equal(chunkstore_punch(f->cs, 2, 1, &g, 4 * BS, 4 * BS, NULL), 0);
+	assert_int_equal(chunkstore_copy(f->cs, 3, 1, 2, 1, &g, &al), 0);
+	check_copy(f, 3, 1, 2, chain, 1, MiB, &al);
+	/* Again: the same chunk. */
+	assert_int_equal(chunkstore_copy(f->cs, 3, 1, 2, 1, &g, &al2), 0);
+	check_copy(f, 3, 1, 2, chain, 1, MiB, &al2);
+	assert_int_equal(al2.own, al.own);
+	/* A destination half written (data where the source has a hole, other
+	 * bytes elsewhere) is replaced. */
+	assert_int_equal(chunkstore_write(f->cs, 3, 1, &pg, 5 * BS, w, sizeof(w), NULL), 0);
+	assert_int_equal(chunkstore_write(f->cs, 3, 1, &pg, 100, w, sizeof(w), NULL), 0);
+	assert_int_equal(chunkstore_copy(f->cs, 3, 1, 2, 1, &g, &al2), 0);
+	check_copy(f, 3, 1, 2, chain, 1, MiB, &al2);
+	assert_int_equal(al2.own, al.own);
+	/* A temporary file left by a crash in the middle of a copy. */
+	char tmp[4096];
+	assert_int_equal(chunkstore_path(f->cs, 3, tmp, sizeof(tmp) - 8), 0);
+	strcat(tmp, ".tmp");
+	int fd = open(tmp, O_WRONLY | O_CREAT, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, w, 100), 100);
+	close(fd);
+	assert_int_equal(chunkstore_copy(f->cs, 3, 1, 2, 1, &g, &al2), 0);
+	check_copy(f, 3, 1, 2, chain, 1, MiB, &al2);
+	assert_int_equal(files_of(f, 3), 1);
+	/* And one left next to a chunk never copied: removed by the next start. */
+	char tmp5[4096];
+	snprintf(tmp5, sizeof(tmp5), "%s/05", f->dir);
+	assert_int_equal(mkdir(tmp5, 0755), 0);
+	snprintf(tmp5, sizeof(tmp5), "%s/05/%016llx.chk.tmp", f->dir, 5ull);
+	fd = open(tmp5, O_WRONLY | O_CREAT, 0644);
+	assert_true(fd >= 0);
+	close(fd);
+	reopen(f, 0);
+	assert_int_equal(access(tmp5, F_OK), -1);
+	assert_int_equal(chunkstore_stat(f->cs, 5, &(struct chunkstore_stat){0}), -ENOENT);
+	assert_int_equal(chunkstore_copy(f->cs, 5, 1, 2, 1, &g, &al2), 0);
+	check_copy(f, 5, 1, 2, chain, 1, MiB, &al2);
+	check_copy(f, 3, 1, 2, chain, 1, MiB, NULL);
+	free(a);
+}
+
+static void test_copy_refusals(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t *a = make_base(f, 1, 36), w[100];
+	struct chunkstore_base chain[1] = {{1, 1}}, stale[1] = {{1, 2}}, c3[2] = {{2, 1}, {1, 1}};
+	struct chunkstore_geom g = delta(MiB, 4096, chain, 1), pg = plain(MiB);
+	struct chunkstore_alloc al;
+	struct chunkstore_stat st;
+	fill(w, sizeof(w), 37);
+	assert_int_equal(chunkstore_write(f->cs, 2, 1, &g, 0, w, sizeof(w), NULL), 0);
+	/* A plain source not held here; a delta's is its chain. */
+	assert_int_equal(chunkstore_copy(f->cs, 9, 1, 8, 1, &pg, &al), -ENOENT);
+	/* Versions: of the destination, the source, a base. */
+	assert_int_equal(chunkstore_copy(f->cs, 9, 1, 1, 1, &pg, &al), 0);
+	assert_int_equal(chunkstore_copy(f->cs, 9, 2, 1, 1, &pg, &al), -ESTALE);
+	assert_int_equal(chunkstore_copy(f->cs, 10, 1, 1, 2, &pg, &al), -ESTALE);
+	struct chunkstore_geom gs = delta(MiB, 4096, stale, 1);
+	assert_int_equal(chunkstore_copy(f->cs, 10, 1, 3, 1, &gs, &al), -ESTALE);
+	assert_int_equal(chunkstore_copy(f->cs, 10, 1, 2, 1, &gs, &al), -EINVAL); /* not 2's first base */
+	/* Chunk sizes: not the source's, not the chain's. */
+	struct chunkstore_geom p2 = plain(2 * MiB), g2 = delta(2 * MiB, 4096, chain, 1);
+	assert_int_equal(chunkstore_copy(f->cs, 10, 1, 1, 1, &p2, &al), -EINVAL);
+	assert_int_equal(chunkstore_copy(f->cs, 10, 1, 2, 1, &g2, &al), -EINVAL);
+	assert_int_equal(chunkstore_copy(f->cs, 10, 1, 3, 1, &g2, &al), -EINVAL);
+	/* Geometries: a delta as plain or with another extent, a plain chunk
+	 * as a delta, a chain that is not the delta's. */
+	struct chunkstore_geom g8 = delta(MiB, 8192, chain, 1), gc3 = delta(MiB, 4096, c3, 2);
+	assert_int_equal(chunkstore_copy(f->cs, 10, 1, 2, 1, &pg, &al), -EINVAL);
+	assert_int_equal(chunkstore_copy(f->cs, 10, 1, 2, 1, &g8, &al), -EINVAL);
+	assert_int_equal(chunkstore_copy(f->cs, 10, 1, 1, 1, &g, &al), -EINVAL);
+	assert_int_equal(chunkstore_copy(f->cs, 10, 1, 2, 1, &gc3, &al), -EINVAL);
+	/* Destinations: 0, the source, in its chain, a delta, another size. */
+	assert_int_equal(chunkstore_copy(f->cs, 0, 1, 1, 1, &pg, &al), -EINVAL);
+	assert_int_equal(chunkstore_copy(f->cs, 1, 1, 1, 1, &pg, &al), -EINVAL);
+	assert_int_equal(chunkstore_copy(f->cs, 1, 1, 2, 1, &g, &al), -EINVAL);
+	assert_int_equal(chunkstore_copy(f->cs, 2, 1, 1, 1, &pg, &al), -EINVAL);
+	struct chunkstore_geom small = plain(BS);
+	assert_int_equal(chunkstore_write(f->cs, 11, 1, &small, 0, w, 10, NULL), 0);
+	assert_int_equal(chunkstore_copy(f->cs, 11, 1, 1, 1, &pg, &al), -EINVAL);
+	/* Malformed source geometries. */
+	struct chunkstore_geom bad[] = {plain(0), plain(CHUNKSTORE_CHUNK_MAX + 1), delta(MiB, 3000, chain, 1),
+					delta(MiB, 4096, chain, 0), delta(MiB, 0, chain, 1)};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_int_equal(chunkstore_copy(f->cs, 10, 1, 2, 1, &bad[i], &al), -EINVAL);
+	/* Nothing was created by the refusals. */
+	assert_int_equal(chunkstore_stat(f->cs, 10, &st), -ENOENT);
+	/* A corrupt source block: -EIO, no chunk, no temporary file. */
+	flip_byte(f, 1, chunkstore_data_off(MiB) + 3 * BS + 7);
+	assert_int_equal(chunkstore_copy(f->cs, 12, 1, 2, 1, &g, &al), -EIO);
+	assert_int_equal(chunkstore_stat(f->cs, 12, &st), -ENOENT);
+	assert_int_equal(files_of(f, 12), 0);
+	/* Only the blocks used are checked: a copy of the first 4 KiB's owner
+	 * succeeds when the corrupt block is hidden. */
+	struct chunkstore_geom g3 = delta(MiB, 4096, c3, 2);
+	assert_int_equal(chunkstore_punch(f->cs, 3, 1, &g3, 3 * BS, BS, NULL), 0);
+	assert_int_equal(chunkstore_copy(f->cs, 12, 1, 3, 1, &g3, &al), 0);
+	free(a);
+}
+
+/* The split API: a copy in flight refuses another copy or a write to its
+ * destination, and a deletion cancels it. */
+static void test_copy_in_flight(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t *a = make_base(f, 1, 38), w[10] = "0123456789";
+	struct chunkstore_geom pg = plain(MiB);
+	struct chunkstore_copy_job *job, *job2;
+	struct chunkstore_alloc al;
+	assert_int_equal(chunkstore_copy_prepare(f->cs, 2, 1, 1, 1, &pg, &job), 0);
+	assert_non_null(job);
+	assert_int_equal(chunkstore_copy_prepare(f->cs, 2, 1, 1, 1, &pg, &job2), -EBUSY);
+	assert_null(job2);
+	assert_int_equal(chunkstore_write(f->cs, 2, 1, &pg, 0, w, 10, NULL), -EBUSY);
+	assert_int_equal(chunkstore_punch(f->cs, 2, 1, &pg, 0, 10, NULL), -EBUSY);
+	/* Another destination is fine meanwhile. */
+	assert_int_equal(chunkstore_copy(f->cs, 3, 1, 1, 1, &pg, &al), 0);
+	chunkstore_copy_run(job);
+	assert_int_equal(chunkstore_copy_finish(f->cs, job, &al), 0);
+	check_copy(f, 2, 1, 1, NULL, 0, MiB, &al);
+	/* A retry deleted before it ran, and one deleted after it ran. */
+	assert_int_equal(chunkstore_copy_prepare(f->cs, 2, 1, 1, 1, &pg, &job), 0);
+	assert_int_equal(chunkstore_delete(f->cs, 2), 0);
+	chunkstore_copy_run(job);
+	assert_int_equal(chunkstore_copy_finish(f->cs, job, &al), -ENOENT);
+	assert_int_equal(chunkstore_stat(f->cs, 2, &(struct chunkstore_stat){0}), -ENOENT);
+	assert_int_equal(files_of(f, 2), 0);
+	assert_int_equal(chunkstore_copy_prepare(f->cs, 2, 1, 1, 1, &pg, &job), 0);
+	chunkstore_copy_run(job);
+	assert_int_equal(chunkstore_delete(f->cs, 2), -ENOENT); /* not indexed yet */
+	assert_int_equal(chunkstore_copy_finish(f->cs, job, &al), -ENOENT);
+	assert_int_equal(files_of(f, 2), 0);
+	/* Writable again. */
+	assert_int_equal(chunkstore_write(f->cs, 2, 1, &pg, 0, w, 10, NULL), 0);
+	free(a);
+}
+
 /* ---- random operations against a model ------------------------------------------------------ */
 
 #define MCHUNK (1 * MiB)
@@ -786,6 +1153,43 @@ static void model_check_alloc(struct fixture *f, struct model *m)
 	assert_int_equal(st.alloc, a.bytes);
 }
 
+/* The top copied into a new plain chunk: the model's content, a block
+ * written where the model shows data. */
+static void model_check_copy(struct fixture *f, struct model *m, uint8_t *buf)
+{
+	struct chunkstore_base chain[CHUNKSTORE_CHAIN_MAX] = {{0, 0}};
+	struct chunkstore_geom g = mgeom(m, chain);
+	const struct mlayer *t = &m->l[m->n - 1];
+	struct chunkstore_alloc a;
+	uint64_t dst = m->next_id++, ndata = 0;
+	int rc = chunkstore_copy(f->cs, dst, 1, t->id, 1, &g, &a);
+	if (!t->held && g.nbase == 0) {
+		assert_int_equal(rc, -ENOENT);
+		return;
+	}
+	assert_int_equal(rc, 0);
+	assert_int_equal(chunkstore_read(f->cs, dst, 1, NULL, 0, 0, buf, MCHUNK), 0);
+	if (memcmp(buf, m->content, MCHUNK) != 0)
+		fail_msg("copy of the top (depth %d) differs", m->n);
+	for (uint32_t b = 0; b < MCHUNK / BS; b++) {
+		bool data = false, found;
+		uint64_t at;
+		for (uint32_t u = b * (BS / UNIT); u < (b + 1) * (BS / UNIT) && !data; u++)
+			data = mdata(m, m->n - 1, u);
+		assert_int_equal(chunkstore_seek(f->cs, dst, 1, NULL, 0, (uint64_t)b * BS, CHUNKSTORE_SEEK_DATA, &found, &at),
+				 0);
+		if (data != (found && at == (uint64_t)b * BS))
+			fail_msg("copy of the top (depth %d): block %u data %d, model %d", m->n, b,
+				 found && at == (uint64_t)b * BS, data);
+		ndata += data;
+	}
+	uint64_t nz = nonzero_pages(m->content, MCHUNK);
+	assert_int_equal(a.bytes, a.own);
+	assert_true(a.own >= nz * 4096 && a.own <= nz * 4096 + 64 * KiB);
+	assert_true(a.own <= ndata * BS);
+	assert_int_equal(chunkstore_delete(f->cs, dst), 0);
+}
+
 /* An offset and length: aligned to 4 KiB or 64 KiB, or not at all. */
 static void rnd_range(struct model *m, uint64_t *off, size_t *len)
 {
@@ -868,9 +1272,12 @@ static void run_model(struct fixture *f, uint32_t seed, int ops, uint32_t ext_mo
 		}
 		if (op % 64 == 0)
 			model_check_read(f, &m, 0, MCHUNK, buf);
+		if (op % 256 == 0)
+			model_check_copy(f, &m, buf);
 	}
 	model_check_read(f, &m, 0, MCHUNK, buf);
 	model_check_alloc(f, &m);
+	model_check_copy(f, &m, buf);
 	print_message("seed %u: %d ops, %d freezes (%d over a missing chunk), %d deletions, depth %d\n", seed, ops,
 		      freezes, missing, deletes, m.n);
 	free(m.content);
@@ -902,6 +1309,12 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bases_mismatch, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt_base_block, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tiny_fd_cache, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_copy_plain, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_copy_delta_chain, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_copy_large_extents, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_copy_retry, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_copy_refusals, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_copy_in_flight, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_random_model_4k, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_random_model_64k, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_random_model_mixed, setup, teardown),

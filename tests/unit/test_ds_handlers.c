@@ -3,7 +3,8 @@
  * on one event loop thread in this process, driven by rpc clients from the
  * test thread: round trips, forwarding to replicas (order, failures named
  * after the replica, stale replicas, timeouts), bounds and malformed input;
- * delta chunks over the wire (fields checked, forwarded, the stats file).
+ * delta chunks over the wire (fields checked, forwarded, the stats file);
+ * DS_COPY (content, errors, several at once, malformed requests).
  */
 #include <errno.h>
 #include <event2/event.h>
@@ -357,6 +358,21 @@ static void wait_stats(const char *path, const char *key, long long want)
 		fail_msg("%s: %s is %lld, not %lld", path, key, v, want);
 }
 
+/* Sends b, which the server must reject as malformed: EBADMSG (naming
+ * what when given) and the connection closed; then reconnects cli[0]. */
+static void expect_malformed(struct env *e, uint16_t type, const struct wbuf *b, const char *what)
+{
+	struct rpc_result res;
+	assert_int_equal(rpc_call(e->cli[0], type, b, NULL, 0, &res, 10000), -EBADMSG);
+	if (what && !strstr(res.message, what))
+		fail_msg("error '%s' does not say '%s'", res.message, what);
+	rpc_result_free(&res);
+	usleep(50 * 1000);
+	assert_true(rpc_peer_dead(e->cli[0]));
+	rpc_peer_free(e->cli[0]);
+	e->cli[0] = client(e, 0);
+}
+
 /* ---- tests ------------------------------------------------------------------------------ */
 
 static void test_write_read_replicated(void **state)
@@ -657,21 +673,12 @@ static void test_malformed_and_unknown(void **state)
 	/* A DS_WRITE cut short: rejected, the connection is closed. */
 	wbuf_put_u64(&b, 1);
 	wbuf_put_u32(&b, 1);
-	assert_int_equal(rpc_call(e->cli[0], VDIFS_MSG_DS_WRITE, &b, NULL, 0, &res, 10000), -EBADMSG);
-	assert_non_null(strstr(res.message, "malformed DS_WRITE"));
-	rpc_result_free(&res);
-	usleep(50 * 1000);
-	assert_true(rpc_peer_dead(e->cli[0]));
-	rpc_peer_free(e->cli[0]);
-	e->cli[0] = client(e, 0);
+	expect_malformed(e, VDIFS_MSG_DS_WRITE, &b, "malformed DS_WRITE");
 	/* fwd records that do not add up. */
 	wbuf_reset(&b);
 	struct msg_ds_sync_req sm = {.chunk_id = 1, .version = 1, .nfwd = 2, .fwd = {(const uint8_t *)"xx", 2}};
 	msg_ds_sync_req_put(&b, &sm);
-	assert_int_equal(rpc_call(e->cli[0], VDIFS_MSG_DS_SYNC, &b, NULL, 0, &res, 10000), -EBADMSG);
-	rpc_result_free(&res);
-	rpc_peer_free(e->cli[0]);
-	e->cli[0] = client(e, 0);
+	expect_malformed(e, VDIFS_MSG_DS_SYNC, &b, NULL);
 	/* A metadata request to a data server. */
 	wbuf_reset(&b);
 	msg_vol_req_put(&b, &(struct msg_vol_req){.vol = 1});
@@ -791,6 +798,186 @@ static void test_delta_bad_fields(void **state)
 	assert_memory_equal(r, d, 10);
 }
 
+/* DS_COPY of id from src (extent, bases ids[0..nbase) at version 1;
+ * nbase_field overrides the count sent when >= 0) into head.  */
+static void put_copy(struct wbuf *head, uint64_t id, uint32_t version, uint64_t chunk_size, uint64_t src,
+		     uint32_t extent, const uint64_t *ids, uint32_t nbase, int nbase_field)
+{
+	struct wbuf bases;
+	wbuf_init(&bases);
+	put_bases(&bases, ids, nbase);
+	struct msg_ds_copy_req m = {.chunk_id = id, .version = version, .chunk_size = chunk_size, .src_id = src,
+				    .src_version = 1, .src_extent = extent,
+				    .nbase = nbase_field >= 0 ? (uint32_t)nbase_field : nbase,
+				    .bases = {bases.data, (uint32_t)bases.len}};
+	msg_ds_copy_req_put(head, &m);
+	wbuf_free(&bases);
+}
+
+static int ds_copy(struct rpc_peer *p, uint64_t id, uint32_t version, uint64_t chunk_size, uint64_t src,
+		   uint32_t extent, const uint64_t *ids, uint32_t nbase, int nbase_field, struct msg_ds_io_rep *rep,
+		   char *msg)
+{
+	struct wbuf b;
+	struct rpc_result res;
+	wbuf_init(&b);
+	put_copy(&b, id, version, chunk_size, src, extent, ids, nbase, nbase_field);
+	int rc = rpc_call(p, VDIFS_MSG_DS_COPY, &b, NULL, 0, &res, 10000);
+	if (rc == 0 && rep)
+		assert_int_equal(msg_ds_io_rep_decode(res.payload, res.len, rep), 0);
+	if (msg)
+		snprintf(msg, 256, "%s", res.message);
+	rpc_result_free(&res);
+	wbuf_free(&b);
+	return rc;
+}
+
+/* A delta copied into a plain chunk on the server holding it (and on its
+ * replicas, each on its own); errors; several copies in flight at once. */
+static void test_copy(void **state)
+{
+	struct env *e = *state;
+	uint32_t n = 256 * 1024;
+	uint8_t *w = malloc(n), *r = malloc(CHUNK), *want = malloc(CHUNK), d[50];
+	int to[2] = {1, 2};
+	uint64_t base[1] = {0x800};
+	struct msg_ds_io_rep rep;
+	char msg[256];
+	fill(w, n, 41);
+	fill(d, sizeof(d), 42);
+	/* Base: 256 KiB of data; delta: 50 bytes at 1 MiB + 100, its 64 KiB
+	 * block 1 punched (ZERO extents hiding the base). */
+	assert_int_equal(ds_write(e, e->cli[0], to, 2, 0x800, 1, 0, w, n, NULL, NULL), 0);
+	assert_int_equal(ds_write_delta(e, e->cli[0], to, 2, 0x801, 4096, base, 1, -1, MiB + 100, d, sizeof(d), NULL,
+					NULL),
+			 0);
+	struct wbuf b, bases, fwd;
+	struct rpc_result res;
+	wbuf_init(&b);
+	wbuf_init(&bases);
+	wbuf_init(&fwd);
+	put_bases(&bases, base, 1);
+	put_fwd(&fwd, e, to, 2);
+	struct msg_ds_punch_req pm = {.chunk_id = 0x801, .version = 1, .chunk_size = CHUNK, .extent = 4096, .nbase = 1,
+				      .bases = {bases.data, (uint32_t)bases.len}, .offset = 65536, .length = 65536,
+				      .nfwd = 2, .fwd = {fwd.data, (uint32_t)fwd.len}};
+	msg_ds_punch_req_put(&b, &pm);
+	assert_int_equal(rpc_call(e->cli[0], VDIFS_MSG_DS_PUNCH, &b, NULL, 0, &res, 10000), 0);
+	rpc_result_free(&res);
+	memset(want, 0, CHUNK);
+	memcpy(want, w, n);
+	memset(want + 65536, 0, 65536);
+	memcpy(want + MiB + 100, d, sizeof(d));
+	/* Every server copies its own replica. */
+	for (int i = 0; i < NDS; i++) {
+		assert_int_equal(ds_copy(e->cli[i], 0x810, 2, CHUNK, 0x801, 4096, base, 1, -1, &rep, msg), 0);
+		assert_int_equal(rep.alloc, rep.own);
+		assert_true(rep.own >= 3 * 65536 + 4096 && rep.own <= 4 * 65536);
+		assert_int_equal(ds_read(e->cli[i], 0x810, 2, 0, r, CHUNK), 0);
+		assert_memory_equal(r, want, CHUNK);
+		struct msg_ds_stat_rep st;
+		assert_int_equal(ds_chunk_call(e->cli[i], VDIFS_MSG_DS_STAT, 0x810, &st), 0);
+		assert_int_equal(st.version, 2);
+		assert_int_equal(st.chunk_size, CHUNK);
+		assert_int_equal(st.alloc, rep.alloc);
+	}
+	/* A retry: the same answer. */
+	struct msg_ds_io_rep rep2;
+	assert_int_equal(ds_copy(e->cli[0], 0x810, 2, CHUNK, 0x801, 4096, base, 1, -1, &rep2, NULL), 0);
+	assert_int_equal(rep2.own, rep.own);
+	/* A delta not written here is its chain: the base. */
+	uint64_t chain2[2] = {0x801, 0x800};
+	assert_int_equal(ds_copy(e->cli[1], 0x811, 1, CHUNK, 0x802, 4096, chain2, 2, -1, NULL, NULL), 0);
+	assert_int_equal(ds_read(e->cli[1], 0x811, 1, 0, r, CHUNK), 0);
+	assert_memory_equal(r, want, CHUNK);
+	/* Errors: a plain source not here, stale versions, a chunk size not the
+	 * source's, a copy into the source's chain; the connection stays. */
+	assert_int_equal(ds_copy(e->cli[0], 0x812, 1, CHUNK, 0x8ff, 0, NULL, 0, -1, NULL, msg), -ENOENT);
+	assert_non_null(strstr(msg, "00000000000008ff"));
+	assert_int_equal(ds_copy(e->cli[0], 0x810, 3, CHUNK, 0x801, 4096, base, 1, -1, NULL, msg), -ESTALE);
+	assert_non_null(strstr(msg, "version 3 asked, this replica has 2"));
+	assert_int_equal(ds_copy(e->cli[0], 0x812, 1, CHUNK, 0x800, 0, NULL, 0, -1, NULL, NULL), 0);
+	assert_int_equal(ds_copy(e->cli[0], 0x813, 1, 2 * CHUNK, 0x800, 0, NULL, 0, -1, NULL, NULL), -EINVAL);
+	assert_int_equal(ds_copy(e->cli[0], 0x800, 1, CHUNK, 0x801, 4096, base, 1, -1, NULL, msg), -EINVAL);
+	assert_non_null(strstr(msg, "chain"));
+	assert_int_equal(ds_copy(e->cli[0], 0x813, 1, CHUNK, 0x801, 3000, base, 1, -1, NULL, NULL), -EINVAL);
+	assert_false(rpc_peer_dead(e->cli[0]));
+	/* Six copies in flight at once (more than the copy threads). */
+	enum { NC = 6 };
+	struct wbuf heads[NC];
+	struct pipeline pl = {.pending = NC};
+	pthread_mutex_init(&pl.m, NULL);
+	pthread_cond_init(&pl.cv, NULL);
+	for (int i = 0; i < NC; i++) {
+		wbuf_init(&heads[i]);
+		put_copy(&heads[i], 0x820 + (uint64_t)i, 1, CHUNK, 0x801, 4096, base, 1, -1);
+	}
+	for (int i = 0; i < NC; i++)
+		assert_int_equal(rpc_call_async(e->cli[2], VDIFS_MSG_DS_COPY, &heads[i], NULL, 0, pipeline_cb, &pl), 0);
+	pthread_mutex_lock(&pl.m);
+	while (pl.pending > 0)
+		pthread_cond_wait(&pl.cv, &pl.m);
+	pthread_mutex_unlock(&pl.m);
+	assert_int_equal(pl.failed, 0);
+	for (int i = 0; i < NC; i++) {
+		assert_int_equal(ds_read(e->cli[2], 0x820 + (uint64_t)i, 1, 0, r, CHUNK), 0);
+		assert_memory_equal(r, want, CHUNK);
+		wbuf_free(&heads[i]);
+	}
+	pthread_cond_destroy(&pl.cv);
+	pthread_mutex_destroy(&pl.m);
+	/* ds.stats: requests (refused ones too) and the data blocks written:
+	 * 0, 2, 3 and 16 per copy of the delta; the base's 4 for 0x812. */
+	wait_stats(e->ds[0].stats, "copy_reqs", 8);
+	assert_int_equal(stats_value(e->ds[0].stats, "copy_bytes"), 3 * 4 * 65536);
+	wait_stats(e->ds[2].stats, "copy_reqs", 1 + NC);
+	assert_int_equal(stats_value(e->ds[2].stats, "copy_bytes"), (1 + NC) * 4 * 65536);
+	assert_int_equal(stats_value(e->ds[2].stats, "chain_read_bytes"), 0); /* reads only */
+	wbuf_free(&b);
+	wbuf_free(&bases);
+	wbuf_free(&fwd);
+	free(w);
+	free(r);
+	free(want);
+}
+
+/* Malformed DS_COPY: rejected (EBADMSG, the connection closed), served on. */
+static void test_copy_malformed(void **state)
+{
+	struct env *e = *state;
+	struct wbuf b;
+	uint64_t base[1] = {0x900}, many[40];
+	uint8_t w[10] = "0123456789", r[10];
+	wbuf_init(&b);
+	/* Cut short. */
+	wbuf_put_u64(&b, 0x901);
+	wbuf_put_u32(&b, 1);
+	wbuf_put_u64(&b, CHUNK);
+	expect_malformed(e, VDIFS_MSG_DS_COPY, &b, "malformed DS_COPY");
+	/* A byte too many. */
+	wbuf_reset(&b);
+	put_copy(&b, 0x901, 1, CHUNK, 0x900, 0, NULL, 0, -1);
+	wbuf_put_u8(&b, 0);
+	expect_malformed(e, VDIFS_MSG_DS_COPY, &b, "malformed DS_COPY");
+	/* nbase says 2, the blob holds 1; more bases than a chain can have. */
+	wbuf_reset(&b);
+	put_copy(&b, 0x901, 1, CHUNK, 0x902, 4096, base, 1, 2);
+	expect_malformed(e, VDIFS_MSG_DS_COPY, &b, "malformed DS_COPY");
+	for (int i = 0; i < 40; i++)
+		many[i] = 0xa00 + (uint64_t)i;
+	wbuf_reset(&b);
+	put_copy(&b, 0x901, 1, CHUNK, 0x902, 4096, many, 40, -1);
+	expect_malformed(e, VDIFS_MSG_DS_COPY, &b, "malformed DS_COPY");
+	wbuf_free(&b);
+	/* Still serving, copies included; nothing was counted but the copy. */
+	assert_int_equal(ds_write(e, e->cli[0], NULL, 0, 0x900, 1, 0, w, 10, NULL, NULL), 0);
+	assert_int_equal(ds_copy(e->cli[0], 0x901, 1, CHUNK, 0x900, 0, NULL, 0, -1, NULL, NULL), 0);
+	assert_int_equal(ds_read(e->cli[0], 0x901, 1, 0, r, 10), 0);
+	assert_memory_equal(r, w, 10);
+	wait_stats(e->ds[0].stats, "copy_bytes", 65536);
+	assert_int_equal(stats_value(e->ds[0].stats, "copy_reqs"), 1);
+}
+
 int main(void)
 {
 	log_init("test_ds_handlers", LOG_ERROR);
@@ -806,6 +993,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_malformed_and_unknown, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_delta_replicated, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_delta_bad_fields, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_copy, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_copy_malformed, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
