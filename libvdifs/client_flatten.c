@@ -56,7 +56,9 @@ static int copy_pairs(struct vdifs_client *c, const struct vdifs_chunk *pairs, s
 		for (unsigned r = 0; r < pairs[2 * p].nrep; r++, k++) {
 			if (ops[k].status < 0 && rc == 0) {
 				dsio_seterr(&ops[k]);
-				rc = ops[k].status;
+				/* A server already copying that chunk: another flatten of
+				 * the file is running (EBUSY from the MDS means changed). */
+				rc = ops[k].status == -EBUSY ? -EALREADY : ops[k].status;
 			}
 			if (ops[k].has_alloc && ops[k].alloc > bytes)
 				bytes = ops[k].alloc;

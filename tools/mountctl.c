@@ -104,6 +104,7 @@ const char *mctl_strerror(int err, bool about_snapshot)
 	case EINVAL: return "not a regular file, or an invalid name";
 	case ENOTEMPTY: return "destination is not empty";
 	case EBUSY: return "the file changed during the flatten (nothing was changed: run it again)";
+	case EALREADY: return "another flatten of the file is running";
 	case EXDEV: return "not on the same vdifs mount";
 	default: return strerror(err);
 	}
