@@ -54,6 +54,10 @@ static int copy_pairs(struct vdifs_client *c, const struct vdifs_chunk *pairs, s
 	for (size_t p = 0; p < n; p++) {
 		uint64_t bytes = 0;
 		for (unsigned r = 0; r < pairs[2 * p].nrep; r++, k++) {
+			/* A plain source a server does not hold was never written
+			 * there and reads as zeros: nothing to copy. */
+			if (ops[k].status == -ENOENT && pairs[2 * p + 1].nbase == 0)
+				continue;
 			if (ops[k].status < 0 && rc == 0) {
 				dsio_seterr(&ops[k]);
 				/* A server already copying that chunk: another flatten of

@@ -772,6 +772,8 @@ int layer_commit(struct mds *m, const struct msg_commit_req *req, struct vdifs_a
 	if (!t)
 		return -ENOMEM;
 	rc = load_file(t, req->vol, req->ino, &v, &i);
+	if (rc == 0)
+		rc = writable_layer(t, &i); /* a snapshot's size and chunks never change */
 	if (rc < 0)
 		goto fail;
 

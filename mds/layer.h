@@ -119,10 +119,11 @@ int layer_chunk_drop(struct mds *m, const struct msg_chunk_drop_req *req);
 
 /* COMMIT: stores the allocated bytes of each alloc item that names a chunk of
  * the file's own layer (stale items are ignored), keeps blocks equal to the
- * sum over own-layer chunks, and applies VDIFS_COMMIT_SIZE (size = max(size,
+ * sum over the chunks the file shows, and applies VDIFS_COMMIT_SIZE (size = max(size,
  * given)) and VDIFS_COMMIT_MTIME (mtime = given, ctime = now).  Fills out
  * with the new attributes.  -EBADMSG (items not count alloc records),
- * -ENOENT, -EINVAL, -EFBIG, -EIO, -ENOMEM. */
+ * -ENOENT, -EINVAL, -EROFS (a frozen layer: a snapshot), -EFBIG, -EIO,
+ * -ENOMEM. */
 int layer_commit(struct mds *m, const struct msg_commit_req *req, struct vdifs_attr *out);
 
 /* Chunks in the cluster (all volumes).  0 or -errno. */

@@ -284,6 +284,9 @@ static void test_flatten(void **state)
 	/* Snapshots are read-only, directories no files. */
 	uint64_t gold = tmds_lookup(t, f.vol, tmds_lookup(t, f.vol, ROOT, ".snap"), "a@gold");
 	assert_int_equal(flatten_begin(t->m, f.vol, gold, &rep), -EROFS);
+	struct msg_commit_req cq = {.vol = f.vol, .ino = gold, .flags = VDIFS_COMMIT_SIZE, .size = 9 * CS};
+	struct vdifs_attr ca;
+	assert_int_equal(layer_commit(t->m, &cq, &ca), -EROFS); /* a snapshot's size never changes */
 	assert_int_equal(flatten_begin(t->m, f.vol, ROOT, &rep), -EISDIR);
 }
 
