@@ -43,10 +43,22 @@ blocks=$(stat -c %b "$MNT/big")
 [ "$blocks" -ge $((256 * 2048)) ] || fail "256 MiB file has only $blocks blocks"
 sleep 2.5 # let every data server report its space (heartbeats)
 used_before=$(df -B1 --output=used "$MNT" | tail -n1)
+ds_before=$(du -s -B1 "$C"/ds[0-9]* | awk '{ t += $1 } END { print t }')
 fallocate -p -o 0 -l 256M "$MNT/big"
 [ "$(stat -c %s "$MNT/big")" = $((256 << 20)) ] || fail "punch changed the size"
 [ "$(stat -c %b "$MNT/big")" -lt 2048 ] || fail "punched file still has $(stat -c %b "$MNT/big") blocks"
 cmp -n $((256 << 20)) "$MNT/big" /dev/zero || fail "punched range does not read as zeros"
+# The data servers' own directories are the exact measure; df (the disk the
+# servers share with everything else on this machine) follows them within a
+# heartbeat when nothing else writes, and is only reported.  (Whole chunks
+# punched leave through the deletion queues: allow a few heartbeats.)
+ds_freed=0
+for _ in $(seq 1 40); do
+	ds_freed=$((ds_before - $(du -s -B1 "$C"/ds[0-9]* | awk '{ t += $1 } END { print t }')))
+	[ $ds_freed -ge $((400 << 20)) ] && break
+	sleep 0.25
+done
+[ $ds_freed -ge $((400 << 20)) ] || fail "the data servers freed only $ds_freed bytes after punching 256 MiB x 2 replicas"
 freed=0
 for _ in $(seq 1 40); do
 	used_after=$(df -B1 --output=used "$MNT" | tail -n1)
@@ -54,7 +66,7 @@ for _ in $(seq 1 40); do
 	[ $freed -ge $((400 << 20)) ] && break
 	sleep 0.25
 done
-[ $freed -ge $((400 << 20)) ] || fail "df shows only $freed bytes freed after punching 256 MiB x 2 replicas"
+[ $freed -ge $((400 << 20)) ] || log "df shows $freed bytes freed (something else on this disk wrote meanwhile?)"
 log "fallocate modes"
 fallocate -l 10M "$MNT/falloc"
 [ "$(stat -c %s "$MNT/falloc")" = $((10 << 20)) ] || fail "fallocate (mode 0) did not set the size"
@@ -67,4 +79,4 @@ fallocate -z -o 9M -l 3M "$MNT/falloc"
 [ "$(stat -c %s "$MNT/falloc")" = $((12 << 20)) ] || fail "fallocate --zero-range past EOF did not extend"
 fallocate -p -o 4M -l 1M "$MNT/falloc"
 cmp -i 4M -n 1M "$MNT/falloc" /dev/zero || fail "punch in the middle"
-log "ok (df freed $((freed >> 20)) MiB)"
+log "ok (data servers freed $((ds_freed >> 20)) MiB, df $((freed >> 20)) MiB)"
