@@ -107,18 +107,7 @@ done
 export VDIFS_BINDIR=$BIN
 BUILD_ID="$(git -C "$REPO" describe --always --dirty 2>/dev/null || echo unknown) (binaries copied from $BUILD at start)"
 
-free_port_base() {
-	local base i busy
-	for _ in $(seq 1 50); do
-		base=$(((RANDOM % 3000) * 10 + 20000))
-		busy=0
-		for i in $(seq 0 5); do
-			if ss -Htln "sport = :$((base + i))" | grep -q .; then busy=1; break; fi
-		done
-		[ $busy -eq 0 ] && { echo $base; return 0; }
-	done
-	return 1
-}
+. "$REPO/scripts/free_port.sh"
 PORT=$(free_port_base)
 log "cluster in $WORK (port $PORT), mode: $([ "$QUICK" = 1 ] && echo QUICK || echo full)"
 "$BIN/vdifs-cluster" start "$C" --port "$PORT" >/dev/null

@@ -17,7 +17,8 @@ WORK=$(mktemp -d "${BENCH_DIR:-/var/tmp}/vdifs-bench.XXXXXX")
 C="$WORK/cluster"
 cleanup() { "$BUILD/tools/vdifs-cluster" stop "$C" >/dev/null 2>&1 || true; rm -rf "$WORK"; }
 trap cleanup EXIT
-PORT=$(( (RANDOM % 3000) * 10 + 20000 ))
+. scripts/free_port.sh
+PORT=$(free_port_base)
 "$BUILD/tools/vdifs-cluster" start "$C" --port "$PORT" >/dev/null
 mkdir -p "$WORK/local"
 drop() { sync; echo 3 >/proc/sys/vm/drop_caches; }

@@ -5,6 +5,7 @@
 set -euo pipefail
 
 : "${BUILD:?BUILD must point at the meson build directory}"
+. "$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/scripts/free_port.sh"
 export PATH="$BUILD/tools:$BUILD/mds:$BUILD/dataserver:$BUILD/client:$PATH"
 TEST_NAME=$(basename "$0" .sh)
 WORK=$(mktemp -d "/tmp/vdifs-$TEST_NAME.XXXXXX")
@@ -46,19 +47,6 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 cd "$WORK" # tools that drop files in the current directory keep them here
 
-# A free base port with BASE..BASE+10 all unused (tests run in parallel).
-free_port_base() {
-	local base i busy
-	for _ in $(seq 1 50); do
-		base=$(( (RANDOM % 3000) * 10 + 20000 ))
-		busy=0
-		for i in $(seq 0 10); do
-			if ss -Htln "sport = :$((base + i))" | grep -q .; then busy=1; break; fi
-		done
-		[ $busy -eq 0 ] && { echo $base; return 0; }
-	done
-	return 1
-}
 
 # start_cluster [vdifs-cluster start options...]
 start_cluster() {
