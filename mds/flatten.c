@@ -73,9 +73,9 @@ static int thaw(struct mdstore_txn *t, uint32_t vol, uint64_t ino, const struct 
 	if (rc == -ENOENT || (rc == 0 && i.layer != j->frozen))
 		return 0;
 	if (rc == 0)
-		rc = mdstore_get_layer(t, j->frozen, &l);
+		rc = layer_load(t, j->frozen, &l);
 	if (rc < 0)
-		return rc == -ENOENT ? -EIO : rc;
+		return rc;
 	if (l.refcount == 2) {
 		l.flags &= ~(uint32_t)MD_LAYER_FROZEN;
 		mdstore_put_layer(t, &l);
@@ -111,9 +111,9 @@ static int is_flat(struct mdstore_txn *t, uint64_t layer)
 	struct md_layer l;
 	struct layer_ent *ents = NULL;
 	size_t n = 0;
-	int rc = mdstore_get_layer(t, layer, &l);
+	int rc = layer_load(t, layer, &l);
 	if (rc < 0)
-		return rc == -ENOENT ? -EIO : rc;
+		return rc;
 	if (l.parent)
 		return 0;
 	rc = layer_view(t, layer, 0, UINT64_MAX, &ents, &n);
@@ -122,9 +122,7 @@ static int is_flat(struct mdstore_txn *t, uint64_t layer)
 		struct md_chunk c;
 		if (ents[e].chunk == 0)
 			continue;
-		rc = mdstore_get_chunk(t, ents[e].chunk, &c);
-		if (rc == -ENOENT)
-			rc = -EIO;
+		rc = layer_load_chunk(t, ents[e].chunk, &c);
 		if (rc == 0 && c.base)
 			flat = 0;
 	}
@@ -173,7 +171,7 @@ int flatten_begin(struct mds *m, uint32_t vol, uint64_t ino, struct msg_flatten_
 		 * the content: the file's own layer is frozen in place, and the
 		 * file is read-only until the flatten ends (or is abandoned). */
 		struct md_layer l;
-		rc = mdstore_get_layer(t, i.layer, &l);
+		rc = layer_load(t, i.layer, &l);
 		if (rc == 0) {
 			l.flags |= MD_LAYER_FROZEN;
 			l.refcount++;
@@ -223,16 +221,12 @@ int flatten_chunks(struct mds *m, const struct msg_flatten_chunks_req *q, struct
 		uint64_t id;
 		if (ents[e].chunk == 0)
 			continue;
-		rc = mdstore_get_chunk(t, ents[e].chunk, &src);
-		if (rc == -ENOENT)
-			rc = -EIO;
+		rc = layer_load_chunk(t, ents[e].chunk, &src);
 		if (rc < 0)
 			break;
 		rc = mdstore_get_chunkent(t, j.flat, ents[e].index, &id);
 		if (rc == 0) {
-			rc = mdstore_get_chunk(t, id, &dst); /* asked again: the same chunk */
-			if (rc == -ENOENT)
-				rc = -EIO;
+			rc = layer_load_chunk(t, id, &dst); /* asked again: the same chunk */
 		} else if (rc == -ENOENT) {
 			/* Where the source and all its bases are: the copy is local. */
 			memset(&dst, 0, sizeof(dst));
@@ -280,14 +274,14 @@ static int apply_copies(struct mdstore_txn *t, const struct job *j, const struct
 			continue;
 		}
 		if (rc == 0)
-			rc = mdstore_get_chunk(t, id, &c);
+			rc = layer_load_chunk(t, id, &c);
 		if (rc == 0) {
 			c.alloc = c.own = a.bytes < c.chunk_size ? a.bytes : c.chunk_size;
 			mdstore_put_chunk(t, &c);
 		}
 	}
 	if (rc < 0)
-		return rc == -ENOENT ? -EIO : rc;
+		return rc;
 	if (wreader_finish(&r) < 0)
 		return -EBADMSG;
 	/* Every chunk of the content has its copy (what the flat layer holds

@@ -27,6 +27,26 @@ static uint64_t range_end(uint64_t first, uint64_t count)
 /* Number of chunk indexes a file may use: offsets stay within INT64_MAX. */
 static uint64_t index_limit(uint64_t chunk_size) { return ((uint64_t)INT64_MAX + 1) / chunk_size; }
 
+int layer_load(struct mdstore_txn *t, uint64_t id, struct md_layer *out)
+{
+	int rc = mdstore_get_layer(t, id, out);
+	if (rc == -ENOENT) {
+		log_error("reference to missing layer %llu", (unsigned long long)id);
+		return -EIO;
+	}
+	return rc;
+}
+
+int layer_load_chunk(struct mdstore_txn *t, uint64_t id, struct md_chunk *out)
+{
+	int rc = mdstore_get_chunk(t, id, out);
+	if (rc == -ENOENT) {
+		log_error("reference to missing chunk %llu", (unsigned long long)id);
+		return -EIO;
+	}
+	return rc;
+}
+
 int layer_depth(struct mdstore_txn *t, uint64_t layer, uint32_t *depth)
 {
 	*depth = 0;
@@ -36,9 +56,9 @@ int layer_depth(struct mdstore_txn *t, uint64_t layer, uint32_t *depth)
 			log_error("layer %llu: ancestor chain too long (a cycle?)", (unsigned long long)layer);
 			return -EIO;
 		}
-		int rc = mdstore_get_layer(t, layer, &l);
+		int rc = layer_load(t, layer, &l);
 		if (rc < 0)
-			return rc == -ENOENT ? -EIO : rc;
+			return rc;
 		(*depth)++;
 		layer = l.parent;
 	}
@@ -48,9 +68,9 @@ int layer_depth(struct mdstore_txn *t, uint64_t layer, uint32_t *depth)
 int layer_ref(struct mdstore_txn *t, uint64_t id)
 {
 	struct md_layer l;
-	int rc = mdstore_get_layer(t, id, &l);
+	int rc = layer_load(t, id, &l);
 	if (rc < 0)
-		return rc == -ENOENT ? -EIO : rc;
+		return rc;
 	l.refcount++;
 	mdstore_put_layer(t, &l);
 	return 0;
@@ -100,11 +120,7 @@ static int chunk_unref(struct mdstore_txn *t, uint64_t id)
 {
 	struct md_chunk c;
 	struct mdstore_key k;
-	int rc = mdstore_get_chunk(t, id, &c);
-	if (rc == -ENOENT) {
-		log_error("chunk table points at missing chunk %llu", (unsigned long long)id);
-		return -EIO;
-	}
+	int rc = layer_load_chunk(t, id, &c);
 	if (rc < 0)
 		return rc;
 	if (c.refcount > 1) {
@@ -184,9 +200,9 @@ static int drop_own(struct mdstore_txn *t, uint64_t layer, uint64_t first, uint6
 static int hide_ancestors(struct mdstore_txn *t, uint64_t layer, uint64_t first, uint64_t end)
 {
 	struct md_layer l;
-	int rc = mdstore_get_layer(t, layer, &l);
+	int rc = layer_load(t, layer, &l);
 	if (rc < 0)
-		return rc == -ENOENT ? -EIO : rc;
+		return rc;
 	for (int depth = 0; l.parent; depth++) {
 		struct mdstore_iter *it = NULL;
 		struct mdstore_key prefix, start;
@@ -216,9 +232,9 @@ static int hide_ancestors(struct mdstore_txn *t, uint64_t layer, uint64_t first,
 		mdstore_iter_close(it);
 		if (rc < 0)
 			return rc;
-		rc = mdstore_get_layer(t, anc, &l);
+		rc = layer_load(t, anc, &l);
 		if (rc < 0)
-			return rc == -ENOENT ? -EIO : rc;
+			return rc;
 	}
 	return 0;
 }
@@ -234,9 +250,9 @@ static int sum_chunks(struct mdstore_txn *t, const struct layer_ent *ents, size_
 		struct md_chunk c;
 		if (ents[e].chunk == 0)
 			continue;
-		int rc = mdstore_get_chunk(t, ents[e].chunk, &c);
+		int rc = layer_load_chunk(t, ents[e].chunk, &c);
 		if (rc < 0)
-			return rc == -ENOENT ? -EIO : rc;
+			return rc;
 		*blocks += layer_alloc_blocks(c.alloc);
 		*owned += c.base ? (c.own < c.alloc ? c.own : c.alloc) : c.alloc;
 	}
@@ -276,11 +292,7 @@ int layer_unref(struct mdstore_txn *t, uint64_t id)
 
 		if (depth >= LAYER_DEPTH_MAX)
 			return -EIO;
-		rc = mdstore_get_layer(t, id, &l);
-		if (rc == -ENOENT) {
-			log_error("reference to missing layer %llu", (unsigned long long)id);
-			return -EIO;
-		}
+		rc = layer_load(t, id, &l);
 		if (rc < 0)
 			return rc;
 		if (l.refcount > 1) {
@@ -302,9 +314,7 @@ int layer_unref(struct mdstore_txn *t, uint64_t id)
 static int writable_layer(struct mdstore_txn *t, const struct md_inode *i)
 {
 	struct md_layer l;
-	int rc = mdstore_get_layer(t, i->layer, &l);
-	if (rc == -ENOENT)
-		return -EIO;
+	int rc = layer_load(t, i->layer, &l);
 	if (rc < 0)
 		return rc;
 	return (l.flags & MD_LAYER_FROZEN) ? -EROFS : 0;
@@ -497,11 +507,9 @@ static int view_collect(struct mdstore_txn *t, uint64_t layer, uint64_t first, u
 			rc = -EIO;
 			break;
 		}
-		rc = mdstore_get_layer(t, layer, &l);
-		if (rc < 0) {
-			rc = rc == -ENOENT ? -EIO : rc;
+		rc = layer_load(t, layer, &l);
+		if (rc < 0)
 			break;
-		}
 		rc = scan_range(mdstore_txn_store(t), layer, first, end, limit, &more, &nmore);
 		if (rc < 0)
 			break;
@@ -573,14 +581,9 @@ int layer_layout(struct mds *m, const struct msg_layout_req *req, struct wbuf *i
 			rc = -E2BIG;
 			goto out;
 		}
-		rc = mdstore_get_chunk(t, ents[e].chunk, &c);
-		if (rc < 0) {
-			if (rc == -ENOENT)
-				log_error("layout of volume %u inode %llu: missing chunk %llu", req->vol,
-					  (unsigned long long)req->ino, (unsigned long long)ents[e].chunk);
-			rc = rc == -ENOENT ? -EIO : rc;
+		rc = layer_load_chunk(t, ents[e].chunk, &c);
+		if (rc < 0)
 			goto out;
-		}
 		rc = layer_put_chunk_loc(m, t, items, ents[e].index, &c);
 		if (rc < 0)
 			goto out;
@@ -651,11 +654,9 @@ int layer_chunk_alloc(struct mds *m, const struct msg_chunk_alloc_req *req, bool
 	}
 	rc = mdstore_get_chunkent(t, i.layer, req->index, &existing);
 	if (rc == 0 && existing) {
-		rc = mdstore_get_chunk(t, existing, &c);
-		if (rc < 0) {
-			rc = rc == -ENOENT ? -EIO : rc;
+		rc = layer_load_chunk(t, existing, &c);
+		if (rc < 0)
 			goto fail;
-		}
 		rc = layer_put_chunk_loc(m, t, reply, req->index, &c);
 		mdstore_txn_abort(t);
 		return rc;
@@ -674,11 +675,9 @@ int layer_chunk_alloc(struct mds *m, const struct msg_chunk_alloc_req *req, bool
 		 * reads the base from the local disk: only base servers qualify. */
 		struct md_chunk b;
 		uint32_t got[VDIFS_MAX_REPLICAS], ngot = 0;
-		rc = mdstore_get_chunk(t, base, &b);
-		if (rc < 0) {
-			rc = rc == -ENOENT ? -EIO : rc;
+		rc = layer_load_chunk(t, base, &b);
+		if (rc < 0)
 			goto fail;
-		}
 		rc = dsreg_place(m->dsreg, v.replicas < b.nrep ? v.replicas : b.nrep, b.ds, b.nrep, got, &ngot);
 		for (uint32_t g = 0; rc == 0 && g < ngot; g++)
 			for (uint32_t k = 0; k < b.nrep; k++)
@@ -788,11 +787,9 @@ int layer_commit(struct mds *m, const struct msg_commit_req *req, struct vdifs_a
 			continue; /* dropped or replaced since the client wrote it */
 		if (rc < 0)
 			goto fail;
-		rc = mdstore_get_chunk(t, chunk, &c);
-		if (rc < 0) {
-			rc = rc == -ENOENT ? -EIO : rc;
+		rc = layer_load_chunk(t, chunk, &c);
+		if (rc < 0)
 			goto fail;
-		}
 		uint64_t bytes = a.bytes > c.chunk_size ? c.chunk_size : a.bytes;
 		c.own = a.own > bytes ? bytes : a.own;
 		uint64_t old = layer_alloc_blocks(c.alloc);

@@ -37,6 +37,11 @@ struct layer_ent {
 
 /* ---- building blocks, inside a caller's transaction ----------------------------- */
 
+/* A layer or chunk that a record references (an inode, a layer's parent, a
+ * chunk table): 0 and *out, -EIO (logged) when it is missing, -errno. */
+int layer_load(struct mdstore_txn *t, uint64_t id, struct md_layer *out);
+int layer_load_chunk(struct mdstore_txn *t, uint64_t id, struct md_chunk *out);
+
 /* Number of layers in the chain from layer up (0 for layer 0).  -EIO on a
  * broken or cyclic chain. */
 int layer_depth(struct mdstore_txn *t, uint64_t layer, uint32_t *depth);

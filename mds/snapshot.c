@@ -27,9 +27,9 @@ int snapshot_live_file(const struct md_inode *i)
 int snapshot_freeze(struct mdstore_txn *t, struct md_inode *i, uint64_t *frozen)
 {
 	struct md_layer l;
-	int rc = mdstore_get_layer(t, i->layer, &l);
+	int rc = layer_load(t, i->layer, &l);
 	if (rc < 0)
-		return rc == -ENOENT ? -EIO : rc;
+		return rc;
 	if (l.flags & MD_LAYER_FROZEN) {
 		*frozen = l.id;
 		return layer_ref(t, l.id);
@@ -409,9 +409,9 @@ static int check_empty_target(struct mdstore_txn *t, const struct md_inode *dst)
 		return rc;
 	if (dst->size != 0)
 		return -ENOTEMPTY;
-	rc = mdstore_get_layer(t, dst->layer, &l);
+	rc = layer_load(t, dst->layer, &l);
 	if (rc < 0)
-		return rc == -ENOENT ? -EIO : rc;
+		return rc;
 	if (l.parent)
 		return -ENOTEMPTY;
 	rc = layer_is_empty(t, l.id);
@@ -523,9 +523,7 @@ int snapshot_info(struct mds *m, uint32_t vol, uint64_t ino, struct msg_file_inf
 		uint64_t own_ent = 0;
 		if (ents[e].chunk == 0)
 			continue;
-		rc = mdstore_get_chunk(t, ents[e].chunk, &c);
-		if (rc == -ENOENT)
-			rc = -EIO;
+		rc = layer_load_chunk(t, ents[e].chunk, &c);
 		if (rc < 0)
 			break;
 		rc = mdstore_get_chunkent(t, i.layer, ents[e].index, &own_ent);

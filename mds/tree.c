@@ -165,9 +165,7 @@ int tree_list(struct mds *m, uint32_t vol, uint64_t ino, uint32_t skip, struct w
 	/* The oldest ancestor of the file's layer is the root. */
 	for (root = i.layer; rc == 0;) {
 		struct md_layer l;
-		rc = mdstore_get_layer(t, root, &l);
-		if (rc == -ENOENT)
-			rc = -EIO;
+		rc = layer_load(t, root, &l);
 		if (rc < 0 || !l.parent)
 			break;
 		root = l.parent;
