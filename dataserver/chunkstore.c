@@ -1646,7 +1646,8 @@ int chunkstore_write(struct chunkstore *cs, uint64_t id, uint32_t version, const
 /* A delta's own extents lie scattered in its file among what it inherits,
  * each its own disk read: start all those of a read at once, so that they
  * arrive together (and while the base's runs are read) instead of one seek
- * after another. */
+ * after another.  A read the delta owns whole is one read anyway: no
+ * syscall for it. */
 static void prefetch_own(const struct cs_open *c, uint64_t off, uint64_t len)
 {
 	if (len == 0)
@@ -1658,6 +1659,8 @@ static void prefetch_own(const struct cs_open *c, uint64_t off, uint64_t len)
 		uint32_t e = b;
 		while (e < last && tab_state(c, e + 1) == ST_OWN)
 			e++;
+		if (b == first && e == last)
+			return;
 		(void)posix_fadvise(c->fd, (off_t)(c->data_off + (uint64_t)b * c->bs), (off_t)(e - b + 1) * c->bs,
 				    POSIX_FADV_WILLNEED);
 		b = e;
