@@ -21,6 +21,7 @@
 
 #include "chunkstore.h"
 #include "log.h"
+#include "test_fs_util.h"
 
 #define BS CHUNKSTORE_BLOCK_SIZE
 #define MiB (1024ull * 1024)
@@ -72,14 +73,6 @@ static int plain_seek(struct chunkstore *cs, uint64_t id, uint32_t version, uint
 	return chunkstore_seek(cs, id, version, NULL, 0, off, whence, found, out);
 }
 
-static int rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 static struct chunkstore *store_open(struct fixture *f, size_t ndirs, unsigned fd_cache)
 {
 	const char *dirs[2] = {f->dir[0], f->dir[1]};
@@ -108,7 +101,7 @@ static int teardown(void **state)
 {
 	struct fixture *f = *state;
 	chunkstore_close(f->cs);
-	nftw(f->root, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+	test_rm_tree(f->root);
 	free(f);
 	return 0;
 }
@@ -125,37 +118,6 @@ static void fill(uint8_t *p, size_t n, uint32_t seed)
 		seed = seed * 1103515245u + 12345u;
 		p[i] = (uint8_t)(seed >> 16);
 	}
-}
-
-static bool all_zero(const uint8_t *p, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (p[i])
-			return false;
-	return true;
-}
-
-static uint64_t file_blocks(struct fixture *f, uint64_t id)
-{
-	char path[4096];
-	struct stat st;
-	assert_int_equal(chunkstore_path(f->cs, id, path, sizeof(path)), 0);
-	assert_int_equal(stat(path, &st), 0);
-	return (uint64_t)st.st_blocks * 512;
-}
-
-/* Flips one byte of chunk id's file at off. */
-static void flip_byte(struct fixture *f, uint64_t id, uint64_t off)
-{
-	char path[4096];
-	uint8_t b;
-	assert_int_equal(chunkstore_path(f->cs, id, path, sizeof(path)), 0);
-	int fd = open(path, O_RDWR);
-	assert_true(fd >= 0);
-	assert_int_equal(pread(fd, &b, 1, (off_t)off), 1);
-	b ^= 0x5a;
-	assert_int_equal(pwrite(fd, &b, 1, (off_t)off), 1);
-	close(fd);
 }
 
 static void test_roundtrip_aligned(void **state)
@@ -194,9 +156,9 @@ static void test_roundtrip_unaligned(void **state)
 	assert_memory_equal(w, r, n);
 	/* A read that starts in a hole and ends past the data. */
 	assert_int_equal(plain_read(f->cs, 9, 4, 1000, r, n + BS), 0);
-	assert_true(all_zero(r, 59000));
+	assert_true(test_all_zero(r, 59000));
 	assert_memory_equal(r + 59000, w, n);
-	assert_true(all_zero(r + 59000 + n, BS - 59000));
+	assert_true(test_all_zero(r + 59000 + n, BS - 59000));
 	/* Odd sizes and single bytes. */
 	assert_int_equal(plain_write(f->cs, 9, 4, 8 * MiB, 8 * MiB - 1, "z", 1, NULL), 0);
 	assert_int_equal(plain_read(f->cs, 9, 4, 8 * MiB - 3, r, 3), 0);
@@ -215,13 +177,13 @@ static void test_sparse(void **state)
 	assert_int_equal(plain_write(f->cs, 11, 1, 64 * MiB, 10 * MiB + 8192, w, 4096, &alloc), 0);
 	/* Only the written page (plus header and table) uses disk. */
 	assert_true(alloc >= 4096 && alloc <= 16384);
-	assert_true(file_blocks(f, 11) <= chunkstore_data_off(64 * MiB) + 16384);
+	assert_true(test_chunk_file_bytes(f->cs, 11) <= chunkstore_data_off(64 * MiB) + 16384);
 	assert_int_equal(plain_read(f->cs, 11, 1, 10 * MiB, r, MiB), 0);
-	assert_true(all_zero(r, 8192));
+	assert_true(test_all_zero(r, 8192));
 	assert_memory_equal(r + 8192, w, 4096);
-	assert_true(all_zero(r + 12288, MiB - 12288));
+	assert_true(test_all_zero(r + 12288, MiB - 12288));
 	assert_int_equal(plain_read(f->cs, 11, 1, 40 * MiB, r, MiB), 0);
-	assert_true(all_zero(r, MiB));
+	assert_true(test_all_zero(r, MiB));
 	struct chunkstore_stat st;
 	assert_int_equal(chunkstore_stat(f->cs, 11, &st), 0);
 	assert_int_equal(st.version, 1);
@@ -237,7 +199,7 @@ static void test_crc_mismatch(void **state)
 	uint64_t off = chunkstore_data_off(4 * MiB);
 	fill(w, sizeof(w), 5);
 	assert_int_equal(plain_write(f->cs, 13, 2, 4 * MiB, 0, w, sizeof(w), NULL), 0);
-	flip_byte(f, 13, off + BS + 777);
+	test_flip_chunk_byte(f->cs, 13, off + BS + 777);
 	/* Any read touching block 1 fails; blocks 0 and 2 still read. */
 	assert_int_equal(plain_read(f->cs, 13, 2, 0, r, sizeof(r)), -EIO);
 	assert_int_equal(plain_read(f->cs, 13, 2, BS + 4096, r, 10), -EIO);
@@ -259,7 +221,7 @@ static void test_crc_mismatch(void **state)
 	assert_int_equal(plain_read(f->cs, 13, 2, 0, r, sizeof(r)), 0);
 	assert_memory_equal(r, w, sizeof(r));
 	/* A corrupt table entry is caught the same way. */
-	flip_byte(f, 13, CHUNKSTORE_HDR_SIZE + 2 * 8 + 1);
+	test_flip_chunk_byte(f->cs, 13, CHUNKSTORE_HDR_SIZE + 2 * 8 + 1);
 	reopen(f, 1, 0);
 	assert_int_equal(plain_read(f->cs, 13, 2, 2 * BS, r, 1), -EIO);
 }
@@ -279,7 +241,7 @@ static void test_partial_write_keeps_corruption(void **state)
 	assert_int_equal(plain_write(f->cs, 14, 1, 4 * MiB, 0, w, sizeof(w), NULL), 0);
 
 	/* A flipped byte at the end of block 1, a 4 KiB write at its start. */
-	flip_byte(f, 14, off + 2 * BS - 3);
+	test_flip_chunk_byte(f->cs, 14, off + 2 * BS - 3);
 	assert_int_equal(plain_write(f->cs, 14, 1, 4 * MiB, BS, p, sizeof(p), NULL), 0);
 	assert_int_equal(plain_read(f->cs, 14, 1, BS, r, 4096), -EIO);
 	assert_int_equal(plain_read(f->cs, 14, 1, BS + 8192, r, 10), -EIO);
@@ -298,7 +260,7 @@ static void test_partial_write_keeps_corruption(void **state)
 	assert_memory_equal(r, w + 2 * BS, BS);
 	/* The partial writes did reach the disk: flipping the byte back shows
 	 * the block as those writes left it, and it checks again. */
-	flip_byte(f, 14, off + 2 * BS - 3);
+	test_flip_chunk_byte(f->cs, 14, off + 2 * BS - 3);
 	memcpy(w + BS, p, sizeof(p));
 	for (int i = 0; i < 8; i++)
 		memcpy(w + BS + 4096 * i + 100, p, 333);
@@ -309,7 +271,7 @@ static void test_partial_write_keeps_corruption(void **state)
 	/* Corruption inside the range written next: the write replaces the bad
 	 * bytes, but the CRC was derived from them, so the block still reads
 	 * as -EIO (a false alarm is allowed, a missed one is not). */
-	flip_byte(f, 14, off + 2 * BS + 50);
+	test_flip_chunk_byte(f->cs, 14, off + 2 * BS + 50);
 	assert_int_equal(plain_write(f->cs, 14, 1, 4 * MiB, 2 * BS + 48, p, 8, NULL), 0);
 	assert_int_equal(plain_read(f->cs, 14, 1, 2 * BS, r, 8), -EIO);
 	/* A whole-block write is trusted as is and repairs the block. */
@@ -341,7 +303,7 @@ static void test_corrupt_header(void **state)
 	assert_int_equal(plain_write(f->cs, 21, 1, MiB, 0, w, sizeof(w), NULL), 0);
 	assert_int_equal(plain_write(f->cs, 22, 1, MiB, 0, w, sizeof(w), NULL), 0);
 	assert_int_equal(plain_write(f->cs, 23, 1, MiB, 0, w, sizeof(w), NULL), 0);
-	flip_byte(f, 21, 20); /* inside the chunk id: header CRC no longer matches */
+	test_flip_chunk_byte(f->cs, 21, 20); /* inside the chunk id: header CRC no longer matches */
 	assert_int_equal(chunkstore_path(f->cs, 23, path, sizeof(path)), 0);
 	assert_int_equal(truncate(path, 100), 0);
 	reopen(f, 1, 0);
@@ -385,7 +347,7 @@ static void test_punch_whole(void **state)
 	assert_int_equal(plain_punch(f->cs, 31, 1, 64 * MiB, 0, 64 * MiB, &a1), 0);
 	assert_int_equal(a1, 0);
 	assert_int_equal(plain_read(f->cs, 31, 1, 0, r, n), 0);
-	assert_true(all_zero(r, n));
+	assert_true(test_all_zero(r, n));
 	free(w);
 	free(r);
 }
@@ -417,7 +379,7 @@ static void test_punch_partial(void **state)
 	assert_int_equal(plain_punch(f->cs, 34, 2, MiB, 0, 100, &a0), 0);
 	assert_int_equal(a0, 0);
 	assert_int_equal(plain_read(f->cs, 34, 2, 0, r, 100), 0);
-	assert_true(all_zero(r, 100));
+	assert_true(test_all_zero(r, 100));
 	free(w);
 	free(r);
 }

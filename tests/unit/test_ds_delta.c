@@ -26,6 +26,7 @@
 
 #include "chunkstore.h"
 #include "log.h"
+#include "test_fs_util.h"
 
 #define KiB 1024ull
 #define MiB (1024ull * 1024)
@@ -36,14 +37,6 @@ struct fixture {
 	char dir[128];
 	struct chunkstore *cs;
 };
-
-static int rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
 
 static struct chunkstore *store_open(struct fixture *f, unsigned fd_cache)
 {
@@ -72,7 +65,7 @@ static int teardown(void **state)
 {
 	struct fixture *f = *state;
 	chunkstore_close(f->cs);
-	nftw(f->root, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+	test_rm_tree(f->root);
 	free(f);
 	return 0;
 }
@@ -89,36 +82,6 @@ static void fill(uint8_t *p, size_t n, uint32_t seed)
 		seed = seed * 1103515245u + 12345u;
 		p[i] = (uint8_t)(seed >> 16 | 1); /* never zero: data is told from holes */
 	}
-}
-
-static bool all_zero(const uint8_t *p, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (p[i])
-			return false;
-	return true;
-}
-
-static uint64_t file_bytes(struct fixture *f, uint64_t id)
-{
-	char path[4096];
-	struct stat st;
-	assert_int_equal(chunkstore_path(f->cs, id, path, sizeof(path)), 0);
-	assert_int_equal(stat(path, &st), 0);
-	return (uint64_t)st.st_blocks * 512;
-}
-
-static void flip_byte(struct fixture *f, uint64_t id, uint64_t off)
-{
-	char path[4096];
-	uint8_t b;
-	assert_int_equal(chunkstore_path(f->cs, id, path, sizeof(path)), 0);
-	int fd = open(path, O_RDWR);
-	assert_true(fd >= 0);
-	assert_int_equal(pread(fd, &b, 1, (off_t)off), 1);
-	b ^= 0x5a;
-	assert_int_equal(pwrite(fd, &b, 1, (off_t)off), 1);
-	close(fd);
 }
 
 static const struct chunkstore_counters *ctr(struct fixture *f) { return chunkstore_counters(f->cs); }
@@ -224,9 +187,9 @@ static void test_partial_write_into_zero_extent(void **state)
 	assert_int_equal(chunkstore_write(f->cs, 2, 1, &g, 64 * KiB + 1000, w, 100, NULL), 0);
 	assert_int_equal(ctr(f)->cow_extents, 0);
 	assert_int_equal(chunkstore_read(f->cs, 2, 1, chain, 1, 64 * KiB, r, 64 * KiB), 0);
-	assert_true(all_zero(r, 1000));
+	assert_true(test_all_zero(r, 1000));
 	assert_memory_equal(r + 1000, w, 100);
-	assert_true(all_zero(r + 1100, 64 * KiB - 1100));
+	assert_true(test_all_zero(r + 1100, 64 * KiB - 1100));
 	assert_int_equal(chunkstore_read(f->cs, 2, 1, chain, 1, 0, r, 64 * KiB), 0);
 	assert_memory_equal(r, base, 64 * KiB);
 	free(base);
@@ -253,7 +216,7 @@ static void test_unwritten_delta_reads_base(void **state)
 	struct chunkstore_base ghost[2] = {{50, 1}, {51, 1}};
 	memset(r, 0xee, 4096);
 	assert_int_equal(chunkstore_read(f->cs, 2, 1, ghost, 2, 0, r, 4096), 0);
-	assert_true(all_zero(r, 4096));
+	assert_true(test_all_zero(r, 4096));
 	/* Created by an empty write: still its base. */
 	struct chunkstore_geom g = delta(MiB, 4096, chain, 1);
 	struct chunkstore_alloc a;
@@ -290,7 +253,7 @@ static void test_punch_hides_base(void **state)
 	assert_int_equal(chunkstore_punch(f->cs, 3, 1, &g, 0, MiB, &a1), 0);
 	assert_int_equal(a1.bytes, 0);
 	assert_int_equal(chunkstore_read(f->cs, 3, 1, chain, 1, 0, r, MiB), 0);
-	assert_true(all_zero(r, MiB));
+	assert_true(test_all_zero(r, MiB));
 	bool found;
 	uint64_t at;
 	assert_int_equal(chunkstore_seek(f->cs, 3, 1, chain, 1, 0, CHUNKSTORE_SEEK_DATA, &found, &at), 0);
@@ -465,7 +428,7 @@ static void test_space_scattered_writes(void **state)
 	for (int i = 0; i < NCHUNK; i++) {
 		struct chunkstore_stat st;
 		assert_int_equal(chunkstore_stat(f->cs, 200 + (uint64_t)i, &st), 0);
-		total += file_bytes(f, 200 + (uint64_t)i);
+		total += test_chunk_file_bytes(f->cs, 200 + (uint64_t)i);
 		own += st.own;
 	}
 	print_message("16 MiB of 4 KiB writes: %llu KiB on disk, %llu KiB own\n", (unsigned long long)(total / KiB),
@@ -532,7 +495,7 @@ static void test_corrupt_base_block(void **state)
 	fill(w, sizeof(w), 13);
 	assert_int_equal(chunkstore_write(f->cs, 2, 1, &g, 0, w, 100, NULL), 0);
 	/* Corrupt the base's block 1 (64 KiB..128 KiB). */
-	flip_byte(f, 1, chunkstore_data_off(MiB) + BS + 5000);
+	test_flip_chunk_byte(f->cs, 1, chunkstore_data_off(MiB) + BS + 5000);
 	assert_int_equal(chunkstore_read(f->cs, 2, 1, chain, 1, BS + 4096, r, 100), -EIO);
 	assert_int_equal(chunkstore_read(f->cs, 2, 1, chain, 1, 0, r, MiB), -EIO);
 	/* A partial write there needs the base: refused, not filled with garbage. */
@@ -549,7 +512,7 @@ static void test_corrupt_base_block(void **state)
 	assert_memory_equal(r + 2 * BS, base + 2 * BS, MiB - 2 * BS);
 	/* A corrupt OWN extent of a middle delta fails a read of the one above. */
 	struct chunkstore_base c3[2] = {{2, 1}, {1, 1}};
-	flip_byte(f, 2, chunkstore_delta_data_off(MiB, 4096) + 10);
+	test_flip_chunk_byte(f->cs, 2, chunkstore_delta_data_off(MiB, 4096) + 10);
 	assert_int_equal(chunkstore_read(f->cs, 3, 1, c3, 2, 0, r, 4096), -EIO);
 	assert_int_equal(chunkstore_read(f->cs, 3, 1, c3, 2, 4096, r, 4096), 0);
 	free(base);
@@ -586,7 +549,7 @@ static uint64_t nonzero_pages(const uint8_t *p, uint64_t n)
 {
 	uint64_t pages = 0;
 	for (uint64_t x = 0; x < n; x += 4096)
-		pages += !all_zero(p + x, n - x < 4096 ? n - x : 4096);
+		pages += !test_all_zero(p + x, n - x < 4096 ? n - x : 4096);
 	return pages;
 }
 
@@ -754,7 +717,7 @@ static void test_copy_delta_chain(void **state)
 	assert_int_equal(chunkstore_copy(f->cs, 24, 1, 52, 1, &gg, &al), 0);
 	assert_int_equal(al.bytes, 0);
 	assert_int_equal(chunkstore_read(f->cs, 24, 1, NULL, 0, 0, r, MiB), 0);
-	assert_true(all_zero(r, MiB));
+	assert_true(test_all_zero(r, MiB));
 	/* Reading the sources counted nothing as a DS_READ. */
 	free(a);
 	free(w);
@@ -895,7 +858,7 @@ static void test_copy_refusals(void **state)
 	/* Nothing was created by the refusals. */
 	assert_int_equal(chunkstore_stat(f->cs, 10, &st), -ENOENT);
 	/* A corrupt source block: -EIO, no chunk, no temporary file. */
-	flip_byte(f, 1, chunkstore_data_off(MiB) + 3 * BS + 7);
+	test_flip_chunk_byte(f->cs, 1, chunkstore_data_off(MiB) + 3 * BS + 7);
 	assert_int_equal(chunkstore_copy(f->cs, 12, 1, 2, 1, &g, &al), -EIO);
 	assert_int_equal(chunkstore_stat(f->cs, 12, &st), -ENOENT);
 	assert_int_equal(files_of(f, 12), 0);
@@ -1070,7 +1033,7 @@ static void model_punch(struct fixture *f, struct model *m, uint64_t off, uint64
 		if (whole)
 			mset(t, b, U_ZERO);
 		else if (t->extent && st == U_INHERIT)
-			mset(t, b, all_zero(m->content + s, gs) ? U_ZERO : U_OWN);
+			mset(t, b, test_all_zero(m->content + s, gs) ? U_ZERO : U_OWN);
 		/* partial: OWN stays OWN (zeroed in place), ZERO stays ZERO */
 	}
 }

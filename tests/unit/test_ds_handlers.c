@@ -27,6 +27,7 @@
 #include "handlers.h"
 #include "log.h"
 #include "rpc.h"
+#include "test_fs_util.h"
 
 #define NDS 3
 #define MiB (1024u * 1024u)
@@ -108,14 +109,6 @@ static struct rpc_peer *client(struct env *e, int i)
 	return p;
 }
 
-static int rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 static int setup(void **state)
 {
 	struct env *e = calloc(1, sizeof(*e));
@@ -185,7 +178,7 @@ static int teardown(void **state)
 	}
 	event_base_free(e->base);
 	close(e->blackhole);
-	nftw(e->root, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+	test_rm_tree(e->root);
 	free(e);
 	return 0;
 }

@@ -25,6 +25,7 @@
 #include "log.h"
 #include "mdslink.h"
 #include "rpc.h"
+#include "test_fs_util.h"
 
 #define MAXIDS 64
 
@@ -190,14 +191,6 @@ static void link_stop(struct env *e)
 	e->link = NULL;
 }
 
-static int rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 static int setup(void **state)
 {
 	struct env *e = calloc(1, sizeof(*e));
@@ -233,7 +226,7 @@ static int teardown(void **state)
 	event_base_free(e->base);
 	chunkstore_close(e->cs);
 	pthread_mutex_destroy(&e->fake.mu);
-	nftw(e->root, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+	test_rm_tree(e->root);
 	free(e);
 	return 0;
 }

@@ -40,6 +40,7 @@
 #include "client.h"
 #include "flatten.h"
 #include "snapshot.h"
+#include "test_fs_util.h"
 
 #include <errno.h>
 #include <ftw.h>
@@ -2096,14 +2097,6 @@ static void one_op(struct sim *s)
 
 /* ---- runs ------------------------------------------------------------------------------ */
 
-static int rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 static int setup(void **state)
 {
 	void *tv;
@@ -2118,7 +2111,7 @@ static int setup(void **state)
 		memcpy(t->dir, shm, sizeof(shm));
 		snprintf(t->db, sizeof(t->db), "%s/meta.ldb", shm);
 		tmds_reopen(t); /* a fresh MDS there */
-		nftw(old, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+		test_rm_tree(old);
 	}
 	struct sim *s = calloc(1, sizeof(*s));
 	assert_non_null(s);

@@ -2,6 +2,7 @@
 #include "test_mds_util.h"
 
 #include "log.h"
+#include "test_fs_util.h"
 
 #include <errno.h>
 #include <ftw.h>
@@ -37,19 +38,11 @@ int tmds_setup(void **state)
 	return 0;
 }
 
-static int rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 int tmds_teardown(void **state)
 {
 	struct tmds *t = *state;
 	mds_close(t->m);
-	nftw(t->dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+	test_rm_tree(t->dir);
 	free(t);
 	return 0;
 }
