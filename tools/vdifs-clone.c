@@ -25,6 +25,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -265,13 +266,17 @@ static void print_layer(const struct tree *t, size_t first, uint64_t self, const
 	       tool_human_size(n->owned, hs, sizeof(hs)));
 	char sub[1024];
 	snprintf(sub, sizeof(sub), "%s%s", prefix, top ? "" : last ? "    " : "|   ");
-	/* Children: layers whose parent is this one, first node of each. */
-	size_t kids[4096], nk = 0;
-	for (size_t k = 0; k < t->n && nk < 4096; k++)
-		if (t->v[k].parent == n->layer && (k == 0 || t->v[k - 1].layer != t->v[k].layer))
-			kids[nk++] = k;
-	for (size_t c = 0; c < nk; c++)
-		print_layer(t, kids[c], self, sub, c + 1 == nk, false);
+	/* Children: layers whose parent is this one (the first node of each);
+	 * the last one found closes the branch. */
+	size_t kid = SIZE_MAX;
+	for (size_t k = 0; k <= t->n; k++) {
+		bool is_kid = k < t->n && t->v[k].parent == n->layer && (k == 0 || t->v[k - 1].layer != t->v[k].layer);
+		if (!is_kid && k < t->n)
+			continue;
+		if (kid != SIZE_MAX)
+			print_layer(t, kid, self, sub, k == t->n, false);
+		kid = k;
+	}
 }
 
 static int do_tree(const char *file, bool json)
