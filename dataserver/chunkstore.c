@@ -91,6 +91,7 @@ struct cs_slot {
 	uint64_t id;          /* 0: empty (chunk id 0 is never allocated) */
 	uint64_t file_bytes;  /* st_blocks * 512 of the file when last seen */
 	struct cs_open *open; /* in the fd cache, or NULL */
+	uint32_t version;     /* from the header (0 while bad) */
 	uint16_t dir;
 	uint8_t bad;       /* header corrupt: refused until deleted */
 	uint8_t dir_dirty; /* created since the last sync: fsync the directory too */
@@ -177,6 +178,18 @@ static bool base_eq(const struct chunkstore_base *a, const struct chunkstore_bas
 {
 	return a->id == b->id && a->version == b->version;
 }
+
+/* A replica serves a request naming its version or a newer one: the MDS
+ * bumps a chunk's version when its replica set changes and a replica still
+ * in the set learns the new number from the next request (or a
+ * DS_SET_VERSION).  A replica that was dropped from the set keeps the old
+ * number and is never named again (docs/ARCHITECTURE.md, "Failures"); an
+ * older number asked of a newer replica is a client with a stale layout. */
+static bool version_ok(uint32_t held, uint32_t asked) { return held <= asked; }
+
+/* Whether a delta's header names base b: by id, since the base's version
+ * goes up when its replica set changes after the delta was made. */
+static bool base_is(const struct chunkstore_base *hdr, const struct chunkstore_base *b) { return hdr->id == b->id; }
 
 static uint32_t block_len(const struct cs_open *c, uint32_t b)
 {
@@ -864,6 +877,7 @@ static int chunk_create(struct chunkstore *cs, uint64_t id, uint32_t version, co
 	}
 	c->fd = fd;
 	s->dir = (uint16_t)dir;
+	s->version = version;
 	s->dir_dirty = 1;
 	chunk_cache(cs, s, c);
 	chunk_alloc(cs, c);
@@ -891,7 +905,7 @@ static bool geom_matches(const struct cs_open *c, const struct chunkstore_geom *
 		why = c->d ? "a plain chunk's geometry for a delta" : "a delta's geometry for a plain chunk";
 	else if (c->d && c->bs != g->extent)
 		why = "extent";
-	else if (c->d && !base_eq(&c->d->base, &g->base[0]))
+	else if (c->d && !base_is(&c->d->base, &g->base[0]))
 		why = "base";
 	if (!why)
 		return true;
@@ -915,7 +929,7 @@ static bool chain_matches(const struct cs_open *c, const struct chunkstore_base 
 {
 	if (!c->d && n == 0)
 		return true;
-	if (c->d && n > 0 && base_eq(&c->d->base, &chain[0]))
+	if (c->d && n > 0 && base_is(&c->d->base, &chain[0]))
 		return true;
 	if (c->d && n == 0)
 		log_error("chunk %016" PRIx64 ": a delta over %016" PRIx64 " v%" PRIu32 " asked with no base", c->id,
@@ -1159,7 +1173,7 @@ static int member_get(struct chunkstore *cs, const struct chunkstore_base *chain
 		return 1;
 	if (rc < 0)
 		return rc;
-	if (m->version != chain[k].version) {
+	if (!version_ok(m->version, chain[k].version)) {
 		log_warn("base chunk %016" PRIx64 ": version %" PRIu32 " asked, this server has %" PRIu32,
 			 chain[k].id, chain[k].version, m->version);
 		return -ESTALE;
@@ -1169,7 +1183,7 @@ static int member_get(struct chunkstore *cs, const struct chunkstore_base *chain
 			  m->id, m->chunk_size, chunk_size);
 		return -EINVAL;
 	}
-	if (m->d && (k + 1 >= n || !base_eq(&m->d->base, &chain[k + 1]))) {
+	if (m->d && (k + 1 >= n || !base_is(&m->d->base, &chain[k + 1]))) {
 		log_error("base chunk %016" PRIx64 ": a delta over %016" PRIx64 " v%" PRIu32 ", but the chain names %s%016" PRIx64
 			  " v%" PRIu32 " below it",
 			  m->id, m->d->base.id, m->d->base.version, k + 1 < n ? "" : "nothing: ",
@@ -1466,7 +1480,7 @@ static uint32_t chain_from_headers(struct chunkstore *cs, const struct cs_open *
 	chain[n++] = c->d->base;
 	while (n < CHUNKSTORE_CHAIN_MAX) {
 		struct cs_open *m;
-		if (chunk_get(cs, chain[n - 1].id, &m) < 0 || m->version != chain[n - 1].version || !m->d)
+		if (chunk_get(cs, chain[n - 1].id, &m) < 0 || m->version < chain[n - 1].version || !m->d)
 			break;
 		chain[n++] = m->d->base;
 	}
@@ -1490,11 +1504,30 @@ static int cow_fill(struct chunkstore *cs, const struct cs_open *c, const struct
 
 static bool copy_running(const struct chunkstore *cs, uint64_t id);
 
-/* Whether held chunk c is the one a request names: 0, -ESTALE (another
- * version), -EINVAL (another geometry, logged). */
+/* Records a newer version in c's header (see version_ok): 0 or -errno. */
+static int chunk_upgrade(struct chunkstore *cs, struct cs_open *c, uint32_t version)
+{
+	if (c->version >= version)
+		return 0;
+	uint8_t h[CHUNKSTORE_HDR_SIZE];
+	hdr_encode(h, c->id, version, c->chunk_size, c->bs, c->d ? &c->d->base : NULL);
+	int rc = pwrite_full(c->fd, h, sizeof(h), 0);
+	if (rc < 0) {
+		log_error("chunk %016" PRIx64 ": cannot record version %" PRIu32 ": %s", c->id, version, strerror(-rc));
+		return rc;
+	}
+	c->version = version;
+	struct cs_slot *s = index_find(cs, c->id);
+	if (s)
+		s->version = version;
+	return 0;
+}
+
+/* Whether held chunk c is the one a request names: 0, -ESTALE (a newer
+ * version than asked), -EINVAL (another geometry, logged). */
 static int chunk_is(const struct cs_open *c, uint32_t version, const struct chunkstore_geom *g)
 {
-	if (c->version != version)
+	if (!version_ok(c->version, version))
 		return -ESTALE;
 	return geom_matches(c, g) ? 0 : -EINVAL;
 }
@@ -1517,7 +1550,7 @@ static int chunk_for_update(struct chunkstore *cs, uint64_t id, uint32_t version
 		}
 		return chunk_create(cs, id, version, g, out);
 	}
-	if (rc < 0 || (rc = chunk_is(c, version, g)) < 0)
+	if (rc < 0 || (rc = chunk_is(c, version, g)) < 0 || (rc = chunk_upgrade(cs, c, version)) < 0)
 		return rc;
 	*out = c;
 	return 0;
@@ -1687,7 +1720,7 @@ int chunkstore_read(struct chunkstore *cs, uint64_t id, uint32_t version, const 
 	}
 	if (rc < 0)
 		return rc;
-	if (c->version != version)
+	if (!version_ok(c->version, version))
 		return -ESTALE;
 	if (!chain_matches(c, chain, nchain))
 		return -EINVAL;
@@ -1844,7 +1877,7 @@ int chunkstore_sync_prepare(struct chunkstore *cs, uint64_t id, uint32_t version
 	int rc = chunk_get(cs, id, &c);
 	if (rc < 0)
 		return rc;
-	if (c->version != version)
+	if (!version_ok(c->version, version))
 		return -ESTALE;
 	struct cs_slot *s = index_find(cs, id);
 	if (s->dir_dirty) {
@@ -2261,6 +2294,7 @@ static int copy_index(struct chunkstore *cs, const struct chunkstore_copy_job *j
 		return -ENOMEM;
 	}
 	s->dir = (uint16_t)job->dir;
+	s->version = job->version;
 	s->bad = 0;
 	s->dir_dirty = !synced;
 	cs->gen++;        /* chain views that saw the chunk (or not) are stale */
@@ -2335,7 +2369,7 @@ int chunkstore_seek(struct chunkstore *cs, uint64_t id, uint32_t version, const 
 	} else if (rc < 0) {
 		return rc;
 	} else {
-		if (c->version != version)
+		if (!version_ok(c->version, version))
 			return -ESTALE;
 		if (!chain_matches(c, chain, nchain) || offset > c->chunk_size)
 			return -EINVAL;
@@ -2381,6 +2415,30 @@ int chunkstore_stat(struct chunkstore *cs, uint64_t id, struct chunkstore_stat *
 }
 
 const struct chunkstore_counters *chunkstore_counters(const struct chunkstore *cs) { return &cs->ctr; }
+
+int chunkstore_set_version(struct chunkstore *cs, uint64_t id, uint32_t version)
+{
+	struct cs_open *c;
+	int rc = chunk_get(cs, id, &c);
+	if (rc < 0)
+		return rc;
+	if (!version_ok(c->version, version))
+		return -ESTALE;
+	return chunk_upgrade(cs, c, version);
+}
+
+int chunkstore_list(const struct chunkstore *cs, int (*fn)(void *arg, uint64_t id, uint32_t version), void *arg)
+{
+	for (size_t i = 0; i < cs->cap; i++) {
+		const struct cs_slot *s = &cs->slots[i];
+		if (s->id == 0 || copy_running(cs, s->id))
+			continue;
+		int rc = fn(arg, s->id, s->bad ? 0 : s->version);
+		if (rc != 0)
+			return rc;
+	}
+	return 0;
+}
 
 int chunkstore_delete(struct chunkstore *cs, uint64_t id)
 {
@@ -2510,6 +2568,8 @@ static void scan_file(struct chunkstore *cs, unsigned dir, uint64_t id, const ch
 	if (why) {
 		log_error("%s: %s: chunk refused", path, why);
 		s->bad = 1;
+	} else {
+		s->version = hi.version;
 	}
 }
 

@@ -4,7 +4,8 @@
  *
  * A chunk is created by its first write (or punch), which fixes its
  * geometry; every later operation names the version it expects and is
- * refused with -ESTALE when the replica holds another one.  Every block
+ * refused with -ESTALE when the replica holds a newer one (an older one is
+ * brought up to the version named: see version_ok in chunkstore.c).  Every block
  * carries a masked CRC32C that is checked on every read: a mismatch is -EIO,
  * never wrong data.  Blocks never written are holes: they use no disk.
  *
@@ -251,6 +252,17 @@ int chunkstore_copy_finish(struct chunkstore *cs, struct chunkstore_copy_job *jo
  * delta's inherited data is counted along the chain its last operation
  * named (or, before any, the chain its held bases' headers describe). */
 int chunkstore_stat(struct chunkstore *cs, uint64_t id, struct chunkstore_stat *st);
+
+/* Records that replica id is current at version (a newer one than it
+ * holds: its replica set changed, see docs/ARCHITECTURE.md "Failures"):
+ * 0, -ENOENT, -ESTALE (it holds a newer version still), -EIO, -errno. */
+int chunkstore_set_version(struct chunkstore *cs, uint64_t id, uint32_t version);
+
+/* Calls fn(arg, id, version) for every chunk held (version 0: its header is
+ * corrupt), in no order, until fn returns non-zero (which is returned).
+ * Chunks a running copy is making are not listed.  fn must not change the
+ * store. */
+int chunkstore_list(const struct chunkstore *cs, int (*fn)(void *arg, uint64_t id, uint32_t version), void *arg);
 
 /* The store's counters (valid until chunkstore_close). */
 const struct chunkstore_counters *chunkstore_counters(const struct chunkstore *cs);

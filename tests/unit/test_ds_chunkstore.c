@@ -414,7 +414,7 @@ static void test_seek(void **state)
 	assert_false(found);
 	assert_int_equal(plain_seek(f->cs, 41, 1, MiB + 1, CHUNKSTORE_SEEK_DATA, &found, &at), -EINVAL);
 	assert_int_equal(plain_seek(f->cs, 41, 1, 0, 7, &found, &at), -EINVAL);
-	assert_int_equal(plain_seek(f->cs, 41, 2, 0, CHUNKSTORE_SEEK_DATA, &found, &at), -ESTALE);
+	assert_int_equal(plain_seek(f->cs, 41, 0, 0, CHUNKSTORE_SEEK_DATA, &found, &at), -ESTALE);
 	assert_int_equal(plain_seek(f->cs, 42, 1, 0, CHUNKSTORE_SEEK_DATA, &found, &at), -ENOENT);
 }
 
@@ -423,11 +423,11 @@ static void test_version_and_bounds(void **state)
 	struct fixture *f = *state;
 	uint8_t w[10] = "abcdefghi", r[10];
 	assert_int_equal(plain_write(f->cs, 51, 5, MiB, 0, w, 10, NULL), 0);
-	assert_int_equal(plain_write(f->cs, 51, 6, MiB, 0, w, 10, NULL), -ESTALE);
+	/* An older version than held: a client with a stale layout. */
 	assert_int_equal(plain_write(f->cs, 51, 4, MiB, 0, w, 10, NULL), -ESTALE);
-	assert_int_equal(plain_read(f->cs, 51, 6, 0, r, 10), -ESTALE);
-	assert_int_equal(plain_punch(f->cs, 51, 6, MiB, 0, 10, NULL), -ESTALE);
-	assert_int_equal(chunkstore_sync(f->cs, 51, 6), -ESTALE);
+	assert_int_equal(plain_read(f->cs, 51, 4, 0, r, 10), -ESTALE);
+	assert_int_equal(plain_punch(f->cs, 51, 4, MiB, 0, 10, NULL), -ESTALE);
+	assert_int_equal(chunkstore_sync(f->cs, 51, 4), -ESTALE);
 	assert_int_equal(chunkstore_sync(f->cs, 51, 5), 0);
 	assert_int_equal(chunkstore_sync(f->cs, 52, 5), -ENOENT);
 	/* Geometry is fixed by the first write; ranges stay inside the chunk. */
@@ -440,6 +440,22 @@ static void test_version_and_bounds(void **state)
 	assert_int_equal(plain_write(f->cs, 0, 1, MiB, 0, w, 1, NULL), -EINVAL);
 	assert_int_equal(plain_read(f->cs, 53, 1, 0, r, 10), -ENOENT);
 	assert_int_equal(plain_read(f->cs, 51, 5, 0, r, 10), 0);
+	assert_memory_equal(r, w, 10);
+	/* A newer version than held: the replica set changed and this replica
+	 * is in it.  Reads serve it; writes and DS_SET_VERSION record it. */
+	struct chunkstore_stat st;
+	assert_int_equal(plain_read(f->cs, 51, 6, 0, r, 10), 0);
+	assert_int_equal(chunkstore_stat(f->cs, 51, &st), 0);
+	assert_int_equal(st.version, 5);
+	assert_int_equal(plain_write(f->cs, 51, 6, MiB, 0, w, 10, NULL), 0);
+	assert_int_equal(plain_write(f->cs, 51, 5, MiB, 0, w, 10, NULL), -ESTALE);
+	assert_int_equal(chunkstore_set_version(f->cs, 51, 8), 0);
+	assert_int_equal(chunkstore_set_version(f->cs, 51, 7), -ESTALE);
+	assert_int_equal(chunkstore_set_version(f->cs, 52, 7), -ENOENT);
+	reopen(f, 1, 0);
+	assert_int_equal(chunkstore_stat(f->cs, 51, &st), 0);
+	assert_int_equal(st.version, 8);
+	assert_int_equal(plain_read(f->cs, 51, 8, 0, r, 10), 0);
 	assert_memory_equal(r, w, 10);
 }
 

@@ -289,8 +289,8 @@ static void test_chain_missing_middle(void **state)
 	/* A chain that skips C (held here) is not D's: C's header names B. */
 	struct chunkstore_base bad[2] = {{12, 1}, {10, 1}};
 	assert_int_equal(chunkstore_read(f->cs, 13, 1, bad, 2, 64 * KiB, r, 10), -EINVAL);
-	/* A base held with another version: stale. */
-	struct chunkstore_base stale[3] = {{12, 1}, {11, 1}, {10, 2}};
+	/* A base held with a newer version than named: a stale layout. */
+	struct chunkstore_base stale[3] = {{12, 1}, {11, 1}, {10, 0}};
 	assert_int_equal(chunkstore_read(f->cs, 13, 1, stale, 3, 0, r, MiB), -ESTALE);
 	free(a);
 	free(r);
@@ -444,7 +444,7 @@ static void test_bases_mismatch(void **state)
 {
 	struct fixture *f = *state;
 	uint8_t *base = make_base(f, 1, 1), *base5 = make_base(f, 5, 2), r[100];
-	struct chunkstore_base chain[1] = {{1, 1}}, other[1] = {{5, 1}}, stale[1] = {{1, 2}};
+	struct chunkstore_base chain[1] = {{1, 1}}, other[1] = {{5, 1}}, stale[1] = {{1, 0}}, newer[1] = {{1, 2}};
 	struct chunkstore_geom g = delta(MiB, 4096, chain, 1);
 	assert_int_equal(chunkstore_write(f->cs, 2, 1, &g, 0, r, sizeof(r), NULL), 0);
 	struct chunkstore_geom go = delta(MiB, 4096, other, 1);
@@ -462,12 +462,16 @@ static void test_bases_mismatch(void **state)
 	/* A delta's geometry, or a chain, for a plain chunk. */
 	assert_int_equal(chunkstore_write(f->cs, 1, 1, &g, 0, r, sizeof(r), NULL), -EINVAL);
 	assert_int_equal(chunkstore_read(f->cs, 1, 1, other, 1, 0, r, sizeof(r)), -EINVAL);
-	/* The base held with another version than named. */
+	/* The base held with a newer version than named: a stale layout. */
 	struct chunkstore_geom gs = delta(MiB, 4096, stale, 1);
-	assert_int_equal(chunkstore_write(f->cs, 2, 1, &gs, 0, r, sizeof(r), NULL), -EINVAL); /* header: v1 */
+	assert_int_equal(chunkstore_write(f->cs, 2, 1, &gs, 0, r, sizeof(r), NULL), -ESTALE);
 	assert_int_equal(chunkstore_write(f->cs, 3, 1, &gs, 0, r, sizeof(r), NULL), -ESTALE);
 	assert_int_equal(chunkstore_read(f->cs, 3, 1, stale, 1, 0, r, sizeof(r)), -ESTALE);
 	assert_int_equal(chunkstore_stat(f->cs, 3, &(struct chunkstore_stat){0}), -ENOENT); /* not created */
+	/* A base named with a newer version than held: its replica set changed. */
+	struct chunkstore_geom gn = delta(MiB, 4096, newer, 1);
+	assert_int_equal(chunkstore_write(f->cs, 2, 1, &gn, 0, r, sizeof(r), NULL), 0);
+	assert_int_equal(chunkstore_read(f->cs, 2, 1, newer, 1, 0, r, sizeof(r)), 0);
 	/* Malformed geometries and chains. */
 	struct chunkstore_base self[1] = {{4, 1}}, twice[2] = {{1, 1}, {1, 1}}, zero[1] = {{0, 1}};
 	struct chunkstore_geom bad[] = {
@@ -815,7 +819,7 @@ static void test_copy_refusals(void **state)
 {
 	struct fixture *f = *state;
 	uint8_t *a = make_base(f, 1, 36), w[100];
-	struct chunkstore_base chain[1] = {{1, 1}}, stale[1] = {{1, 2}}, c3[2] = {{2, 1}, {1, 1}};
+	struct chunkstore_base chain[1] = {{1, 1}}, stale[1] = {{1, 0}}, c3[2] = {{2, 1}, {1, 1}};
 	struct chunkstore_geom g = delta(MiB, 4096, chain, 1), pg = plain(MiB);
 	struct chunkstore_alloc al;
 	struct chunkstore_stat st;
@@ -825,11 +829,14 @@ static void test_copy_refusals(void **state)
 	assert_int_equal(chunkstore_copy(f->cs, 9, 1, 8, 1, &pg, &al), -ENOENT);
 	/* Versions: of the destination, the source, a base. */
 	assert_int_equal(chunkstore_copy(f->cs, 9, 1, 1, 1, &pg, &al), 0);
-	assert_int_equal(chunkstore_copy(f->cs, 9, 2, 1, 1, &pg, &al), -ESTALE);
-	assert_int_equal(chunkstore_copy(f->cs, 10, 1, 1, 2, &pg, &al), -ESTALE);
+	assert_int_equal(chunkstore_copy(f->cs, 9, 0, 1, 1, &pg, &al), -ESTALE);
+	assert_int_equal(chunkstore_copy(f->cs, 10, 1, 1, 0, &pg, &al), -ESTALE);
 	struct chunkstore_geom gs = delta(MiB, 4096, stale, 1);
 	assert_int_equal(chunkstore_copy(f->cs, 10, 1, 3, 1, &gs, &al), -ESTALE);
-	assert_int_equal(chunkstore_copy(f->cs, 10, 1, 2, 1, &gs, &al), -EINVAL); /* not 2's first base */
+	assert_int_equal(chunkstore_copy(f->cs, 10, 1, 2, 1, &gs, &al), -ESTALE); /* 2's base, older */
+	struct chunkstore_base other[1] = {{7, 1}};
+	struct chunkstore_geom go = delta(MiB, 4096, other, 1);
+	assert_int_equal(chunkstore_copy(f->cs, 10, 1, 2, 1, &go, &al), -EINVAL); /* not 2's first base */
 	/* Chunk sizes: not the source's, not the chain's. */
 	struct chunkstore_geom p2 = plain(2 * MiB), g2 = delta(2 * MiB, 4096, chain, 1);
 	assert_int_equal(chunkstore_copy(f->cs, 10, 1, 1, 1, &p2, &al), -EINVAL);
