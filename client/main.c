@@ -40,6 +40,7 @@ struct mount_opts {
 	double attr_timeout;
 	double entry_timeout;
 	unsigned threads;
+	unsigned io_timeout; /* seconds */
 	int help;
 	int version;
 	char *src;      /* MDS_HOST:PORT/VOLUME */
@@ -55,6 +56,7 @@ static const struct fuse_opt mount_opt_spec[] = {
 	MOUNT_OPT("attr_timeout=%lf", attr_timeout, 0),
 	MOUNT_OPT("entry_timeout=%lf", entry_timeout, 0),
 	MOUNT_OPT("threads=%u", threads, 0),
+	MOUNT_OPT("io_timeout=%u", io_timeout, 0),
 	MOUNT_OPT("log=%s", log, 0),
 	FUSE_OPT_KEY("ro", KEY_RO),
 	FUSE_OPT_KEY("-h", KEY_HELP),
@@ -87,9 +89,11 @@ static void mount_usage(const char *prog)
 	       "    -o attr_timeout=SEC    attribute cache timeout (default 1)\n"
 	       "    -o entry_timeout=SEC   name cache timeout (default 1)\n"
 	       "    -o threads=N           most FUSE worker threads (default %d)\n"
+	       "    -o io_timeout=SEC      how long a write retries while data servers fail\n"
+	       "                           before it fails with EIO (default %u; 0: forever)\n"
 	       "    -o log=FILE            log to FILE (once detached, logs go nowhere otherwise)\n"
 	       "\n",
-	       prog, MOUNT_DEFAULT_THREADS);
+	       prog, MOUNT_DEFAULT_THREADS, VDIFS_IO_TIMEOUT_DEFAULT_MS / 1000);
 	fuse_cmdline_help();
 	fuse_lowlevel_help();
 }
@@ -200,7 +204,8 @@ static void mount_detach_stdio(void)
 int main(int argc, char **argv)
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
-	struct mount_opts o = { .attr_timeout = 1.0, .entry_timeout = 1.0, .threads = MOUNT_DEFAULT_THREADS };
+	struct mount_opts o = { .attr_timeout = 1.0, .entry_timeout = 1.0, .threads = MOUNT_DEFAULT_THREADS,
+				.io_timeout = VDIFS_IO_TIMEOUT_DEFAULT_MS / 1000 };
 	struct fuse_cmdline_opts copts;
 	struct fuse_session *se = NULL;
 	struct fuse_loop_config *lcfg = NULL;
@@ -300,6 +305,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, MOUNT_PROG ": %s\n", vdifs_last_error());
 		goto out_notify;
 	}
+	vdifs_client_set_io_timeout(fs.c, o.io_timeout > UINT32_MAX / 1000 ? UINT32_MAX : o.io_timeout * 1000);
 	rc = vdifs_mount(fs.c, fs.volume, o.ro ? VDIFS_MOUNT_RO : 0, &mi);
 	if (rc != 0) {
 		fprintf(stderr, MOUNT_PROG ": %s\n", vdifs_last_error());

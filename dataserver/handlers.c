@@ -61,6 +61,8 @@ struct handlers {
 	bool closing;
 	void (*on_delete)(void *arg, uint64_t chunk_id);
 	void *on_delete_arg;
+	bool (*serving)(void *arg, char *why, size_t cap); /* the gate, see handlers_gate */
+	void *serving_arg;
 	uint8_t *rbuf; /* DS_READ buffer, VDIFS_DATA_MAX bytes once used */
 	struct handlers_stats stats;
 	char *stats_path;          /* NULL: no stats file */
@@ -866,6 +868,12 @@ static void stats_timer_cb(evutil_socket_t fd, short what, void *arg)
 void handlers_dispatch(void *arg, const struct rpc_request *req)
 {
 	struct handlers *h = arg;
+	char why[160];
+	if (req->type != VDIFS_MSG_DS_STAT && h->serving && !h->serving(h->serving_arg, why, sizeof(why))) {
+		/* Fenced (see mdslink.h): the client tries another replica. */
+		rpc_reply_error(req, -EAGAIN, "%s", why);
+		return;
+	}
 	switch (req->type) {
 	case VDIFS_MSG_DS_WRITE: handle_write(h, req); break;
 	case VDIFS_MSG_DS_READ: handle_read(h, req); break;
@@ -921,6 +929,12 @@ void handlers_on_delete(struct handlers *h, void (*fn)(void *arg, uint64_t chunk
 {
 	h->on_delete = fn;
 	h->on_delete_arg = arg;
+}
+
+void handlers_gate(struct handlers *h, bool (*serving)(void *arg, char *why, size_t cap), void *arg)
+{
+	h->serving = serving;
+	h->serving_arg = arg;
 }
 
 void handlers_free(struct handlers *h)

@@ -63,6 +63,10 @@ struct handlers *handlers_new(const struct handlers_config *cfg);
 /* Sets a function called after each successful DS_DELETE (e.g. to report
  * the deletion to the MDS); fn NULL removes it. */
 void handlers_on_delete(struct handlers *h, void (*fn)(void *arg, uint64_t chunk_id), void *arg);
+/* Sets the gate asked before every request but DS_STAT: when it says no,
+ * the request gets EAGAIN and its reason (e.g. mdslink_serving: no lease
+ * from the MDS).  fn NULL (the default) serves everything. */
+void handlers_gate(struct handlers *h, bool (*serving)(void *arg, char *why, size_t cap), void *arg);
 /* Closes the connections to other data servers: forwards still in flight
  * complete with an error reply first; writes the stats file a last time.
  * NULL is a no-op. */

@@ -248,6 +248,7 @@ int main(int argc, char **argv)
 	if (!link)
 		daemon_die("out of memory");
 	handlers_on_delete(h, mdslink_note_deleted, link);
+	handlers_gate(h, mdslink_serving, link);
 
 	struct event *stop[2];
 	daemon_stop_on_signals(base, stop);

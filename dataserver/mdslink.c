@@ -5,9 +5,16 @@
  * heartbeat per tick (a tick that finds the previous heartbeat unanswered
  * counts a miss; several misses in a row drop the connection).  States:
  *
- *   DOWN --retry timer--> REGISTERING --reply ok--> UP --heartbeat...
- *     ^                        | error                | transport error,
- *     +------------------------+-----------------------+ MDS forgot us
+ *   DOWN --retry--> REGISTERING --ok--> REPORTING --last part ok--> UP --heartbeat...
+ *     ^                  | error             | error                   | transport error,
+ *     +------------------+-------------------+-------------------------+ MDS forgot us
+ *
+ * REPORTING sends the ids and versions of every chunk held (DS_CHUNK_REPORT,
+ * in parts) and deletes what the MDS answers is stale or unknown.  The
+ * server serves I/O only in UP and only within the lease: lease_ms after
+ * sending the last call the MDS answered (mdslink_serving), so a server cut
+ * off from the MDS stops serving before the MDS marks it down and moves its
+ * chunks' writes elsewhere.
  *
  * Deletions are reported as a list of chunk ids that is trimmed only when a
  * heartbeat carrying them was acknowledged, so none is lost to an outage.
@@ -26,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <time.h>
 #include <unistd.h>
 
 #define HEARTBEAT_DEFAULT_MS 1000u
@@ -33,8 +41,14 @@
 #define HEARTBEAT_MAX_MS 60000u
 #define HEARTBEAT_MISSES 5u          /* unanswered ticks before the MDS is given up */
 #define REPORT_BATCH 65536u          /* deleted ids per heartbeat */
+#define CHUNK_REPORT_BATCH 8192u     /* chunks per DS_CHUNK_REPORT */
 
-enum link_state { LINK_DOWN, LINK_REGISTERING, LINK_UP };
+enum link_state { LINK_DOWN, LINK_REGISTERING, LINK_REPORTING, LINK_UP };
+
+struct held_chunk {
+	uint64_t id;
+	uint32_t version;
+};
 
 struct mdslink {
 	struct mdslink_config cfg;
@@ -53,7 +67,20 @@ struct mdslink {
 	bool ever_up;
 	uint64_t *pending;  /* deleted, not yet acknowledged by the MDS */
 	size_t npending, cap;
+	uint32_t lease_ms;
+	uint64_t sent_ms;        /* when the call in flight left */
+	uint64_t lease_until_ms; /* serving until then (in UP) */
+	struct held_chunk *held; /* the chunk report being sent */
+	size_t nheld, held_cap, held_sent, held_part;
+	uint32_t report_deleted;
 };
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
 
 /* ---- uuid -------------------------------------------------------------------------- */
 
@@ -199,8 +226,9 @@ static void pending_add(struct mdslink *l, uint64_t id)
 
 void mdslink_note_deleted(void *arg, uint64_t chunk_id) { pending_add(arg, chunk_id); }
 
-/* Deletes what the MDS listed; each id gone (or never here) is reported. */
-static void apply_deletes(struct mdslink *l, const struct msg_ds_heartbeat_rep *rep)
+/* Deletes what the MDS listed; each id gone (or never here) is reported.
+ * Returns how many were deleted. */
+static unsigned apply_deletes(struct mdslink *l, const struct msg_ds_heartbeat_rep *rep, bool quiet)
 {
 	unsigned done = 0;
 	for (uint32_t i = 0; i < rep->count; i++) {
@@ -213,13 +241,16 @@ static void apply_deletes(struct mdslink *l, const struct msg_ds_heartbeat_rep *
 			log_error("chunk %016" PRIx64 ": delete asked by the MDS failed: %s", id, strerror(-rc));
 		}
 	}
-	if (done)
+	if (done && !quiet)
 		log_info("deleted %u chunk%s on request of the MDS", done, done == 1 ? "" : "s");
+	return done;
 }
 
 /* ---- connection ------------------------------------------------------------------------ */
 
 static void register_cb(void *arg, int status, const uint8_t *payload, uint32_t len);
+static void report_cb(void *arg, int status, const uint8_t *payload, uint32_t len);
+static void start_report(struct mdslink *l);
 static void heartbeat_cb(void *arg, int status, const uint8_t *payload, uint32_t len);
 
 static const char *reply_message(int status, const uint8_t *payload, uint32_t len, char *buf, size_t cap)
@@ -287,6 +318,7 @@ static void send_register(struct mdslink *l)
 	msg_ds_register_req_put(&b, &m);
 	l->state = LINK_REGISTERING;
 	l->in_flight = true;
+	l->sent_ms = mono_ms();
 	int rc = rpc_call_async(l->peer, VDIFS_MSG_DS_REGISTER, &b, NULL, 0, register_cb, l);
 	wbuf_free(&b);
 	if (rc < 0)
@@ -345,10 +377,104 @@ static void register_cb(void *arg, int status, const uint8_t *payload, uint32_t 
 			 l->mds_host, l->cfg.mds_port, rep.ds_id, l->uuid, l->adv_host, l->cfg.adv_port, hb);
 	l->ds_id = rep.ds_id;
 	l->heartbeat_ms = hb;
+	l->lease_ms = rep.lease_ms ? rep.lease_ms : 3 * hb;
+	l->misses = 0;
+	start_report(l);
+}
+
+static int held_add(void *arg, uint64_t id, uint32_t version)
+{
+	struct mdslink *l = arg;
+	if (l->nheld == l->held_cap) {
+		size_t cap = l->held_cap ? l->held_cap * 2 : 1024;
+		struct held_chunk *p = realloc(l->held, cap * sizeof(*p));
+		if (!p)
+			return -ENOMEM;
+		l->held = p;
+		l->held_cap = cap;
+	}
+	l->held[l->nheld++] = (struct held_chunk){id, version};
+	return 0;
+}
+
+/* Sends the next part of the chunk report. */
+static void send_report_part(struct mdslink *l)
+{
+	struct wbuf b, items;
+	size_t n = l->nheld - l->held_sent;
+	if (n > CHUNK_REPORT_BATCH)
+		n = CHUNK_REPORT_BATCH;
+	wbuf_init(&b);
+	wbuf_init(&items);
+	for (size_t i = 0; i < n; i++)
+		msg_chunk_version_put(&items, &(struct msg_chunk_version){.chunk_id = l->held[l->held_sent + i].id,
+									   .version = l->held[l->held_sent + i].version});
+	struct msg_ds_report_req m = {
+		.ds_id = l->ds_id,
+		.flags = l->held_sent + n == l->nheld ? VDIFS_REPORT_LAST : 0,
+		.count = (uint32_t)n,
+		.items = {items.data, (uint32_t)items.len},
+	};
+	msg_ds_report_req_put(&b, &m);
+	l->held_part = n;
+	l->in_flight = true;
+	l->sent_ms = mono_ms();
+	int rc = b.err || items.err ? -ENOMEM
+				    : rpc_call_async(l->peer, VDIFS_MSG_DS_CHUNK_REPORT, &b, NULL, 0, report_cb, l);
+	wbuf_free(&b);
+	wbuf_free(&items);
+	if (rc < 0)
+		link_lost(l, "cannot report chunks to the MDS: %s", transport_error(l, rc));
+}
+
+/* After registering: report every chunk held before serving. */
+static void start_report(struct mdslink *l)
+{
+	l->state = LINK_REPORTING;
+	l->nheld = l->held_sent = 0;
+	l->report_deleted = 0;
+	if (chunkstore_list(l->cfg.store, held_add, l) != 0) {
+		link_lost(l, "out of memory listing the chunks to report");
+		return;
+	}
+	send_report_part(l);
+}
+
+static void report_cb(void *arg, int status, const uint8_t *payload, uint32_t len)
+{
+	struct mdslink *l = arg;
+	struct msg_ds_heartbeat_rep rep;
+	char why[256];
+	if (status == -ECANCELED && !payload)
+		return;
+	l->in_flight = false;
+	if (status < 0 && !payload) {
+		link_lost(l, "lost the MDS while reporting chunks: %s", transport_error(l, status));
+		return;
+	}
+	if (status < 0) {
+		link_lost(l, "MDS %s:%u refused the chunk report: %s", l->mds_host, l->cfg.mds_port,
+			  reply_message(status, payload, len, why, sizeof(why)));
+		return;
+	}
+	if (msg_ds_heartbeat_rep_decode(payload, len, &rep) < 0 || (uint64_t)rep.count * 8 != rep.delete_ids.len) {
+		link_lost(l, "MDS %s:%u: malformed DS_CHUNK_REPORT reply", l->mds_host, l->cfg.mds_port);
+		return;
+	}
+	l->report_deleted += apply_deletes(l, &rep, true);
+	l->held_sent += l->held_part;
+	if (l->held_sent < l->nheld) {
+		send_report_part(l);
+		return;
+	}
+	log_info("reported %zu chunk%s to the MDS (%" PRIu32 " stale or unknown deleted): serving", l->nheld,
+		 l->nheld == 1 ? "" : "s", l->report_deleted);
+	l->nheld = 0;
 	l->state = LINK_UP;
 	l->ever_up = true;
 	l->outage_logged = false;
-	l->misses = 0;
+	l->lease_until_ms = l->sent_ms + l->lease_ms;
+	uint32_t hb = l->heartbeat_ms;
 	struct timeval tv = {.tv_sec = hb / 1000, .tv_usec = (hb % 1000) * 1000};
 	evtimer_del(l->tick);
 	event_add(l->tick, &tv);
@@ -379,6 +505,7 @@ static void send_heartbeat(struct mdslink *l)
 	msg_ds_heartbeat_req_put(&b, &m);
 	l->reported = n;
 	l->in_flight = true;
+	l->sent_ms = mono_ms();
 	int rc = b.err || ids.err ? -ENOMEM
 				  : rpc_call_async(l->peer, VDIFS_MSG_DS_HEARTBEAT, &b, NULL, 0, heartbeat_cb, l);
 	wbuf_free(&b);
@@ -433,7 +560,9 @@ static void heartbeat_cb(void *arg, int status, const uint8_t *payload, uint32_t
 			 reply_message(status, payload, len, why, sizeof(why)));
 		return;
 	}
-	/* Acknowledged: the ids it carried are recorded by the MDS. */
+	/* Acknowledged: the lease runs on, and the ids it carried are recorded
+	 * by the MDS. */
+	l->lease_until_ms = l->sent_ms + l->lease_ms;
 	if (l->reported > 0) {
 		memmove(l->pending, l->pending + l->reported, (l->npending - l->reported) * sizeof(*l->pending));
 		l->npending -= l->reported;
@@ -443,7 +572,7 @@ static void heartbeat_cb(void *arg, int status, const uint8_t *payload, uint32_t
 		log_warn("MDS %s:%u: malformed DS_HEARTBEAT reply ignored", l->mds_host, l->cfg.mds_port);
 		return;
 	}
-	apply_deletes(l, &rep);
+	apply_deletes(l, &rep, false);
 }
 
 /* ---- life cycle ------------------------------------------------------------------------- */
@@ -488,8 +617,25 @@ void mdslink_stop(struct mdslink *l)
 	if (l->peer)
 		rpc_peer_free(l->peer);
 	free(l->pending);
+	free(l->held);
 	free(l);
 }
 
 uint32_t mdslink_ds_id(const struct mdslink *l) { return l->ds_id; }
 bool mdslink_registered(const struct mdslink *l) { return l->state == LINK_UP; }
+
+bool mdslink_serving(void *arg, char *why, size_t cap)
+{
+	const struct mdslink *l = arg;
+	uint64_t now = mono_ms();
+	if (l->state == LINK_UP && now < l->lease_until_ms)
+		return true;
+	if (l->state == LINK_UP)
+		snprintf(why, cap, "not serving: no heartbeat answered by the MDS for %" PRIu64 " ms",
+			 now - (l->lease_until_ms - l->lease_ms));
+	else if (l->state == LINK_REPORTING)
+		snprintf(why, cap, "not serving yet: reporting chunks to the MDS");
+	else
+		snprintf(why, cap, "not serving: not registered with the MDS");
+	return false;
+}

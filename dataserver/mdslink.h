@@ -56,6 +56,11 @@ void mdslink_stop(struct mdslink *l);
  * the next heartbeat reports it.  Signature fits handlers_config.on_delete. */
 void mdslink_note_deleted(void *l, uint64_t chunk_id);
 
+/* Whether the server may serve I/O now: registered, chunks reported, and
+ * within the lease of its last answered heartbeat.  When not, why says so
+ * (for the error reply).  Signature fits handlers_config.serving. */
+bool mdslink_serving(void *l, char *why, size_t cap);
+
 /* The id the MDS gave us, and whether we are registered right now. */
 uint32_t mdslink_ds_id(const struct mdslink *l);
 bool mdslink_registered(const struct mdslink *l);

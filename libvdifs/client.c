@@ -100,6 +100,7 @@ struct vdifs_client *vdifs_client_new(const char *host, uint16_t port, const str
 	c->auth = *auth;
 	c->role = role;
 	c->timeout_ms = 60000;
+	c->io_timeout_ms = VDIFS_IO_TIMEOUT_DEFAULT_MS;
 	c->layout_ttl_ms = 1000;
 	if (pthread_mutex_init(&c->lock, NULL) != 0)
 		goto fail_free;
@@ -147,6 +148,7 @@ void vdifs_client_free(struct vdifs_client *c)
 
 void vdifs_client_set_timeout(struct vdifs_client *c, uint32_t ms) { c->timeout_ms = ms; }
 void vdifs_client_set_layout_ttl(struct vdifs_client *c, uint32_t ms) { c->layout_ttl_ms = ms; }
+void vdifs_client_set_io_timeout(struct vdifs_client *c, uint32_t ms) { c->io_timeout_ms = ms; }
 
 static struct rpc_peer *client_new_peer(struct vdifs_client *c, const char *host, uint16_t port)
 {

@@ -60,6 +60,12 @@ void vdifs_client_set_timeout(struct vdifs_client *c, uint32_t ms);
 /* How long (ms) a layout fetched from the MDS is trusted to say a chunk is a
  * hole before a read of that chunk fetches it again (default 1000). */
 void vdifs_client_set_layout_ttl(struct vdifs_client *c, uint32_t ms);
+/* How long (ms) a write, punch or fsync keeps retrying while replicas of
+ * its chunk fail (a data server died: the MDS must mark it down before the
+ * write can go on without it; or none is up) before it fails with the
+ * last error (default VDIFS_IO_TIMEOUT_DEFAULT_MS). */
+#define VDIFS_IO_TIMEOUT_DEFAULT_MS 60000u
+void vdifs_client_set_io_timeout(struct vdifs_client *c, uint32_t ms);
 /* The reason of the calling thread's last failed call ("" if none). */
 const char *vdifs_last_error(void);
 

@@ -24,11 +24,13 @@
  * (CHUNK_ALLOC is asked again).
  */
 #include "client_int.h"
+#include "log.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* State of one open inode, shared by every vdifs_file on it. */
 struct inode {
@@ -285,6 +287,10 @@ static int client_refresh_stale(struct vdifs_client *c, struct inode *in)
 	return rc;
 }
 
+static int client_chunk_ask(struct vdifs_client *c, struct inode *in, uint64_t index, uint16_t type,
+			    const struct wbuf *b, struct vdifs_chunk *out);
+static void client_chunk_invalidate(struct inode *in, uint64_t index, uint64_t chunk_id);
+
 /* Copies into *out the cached chunk at index if writes may go there (the
  * MDS answered CHUNK_ALLOC for it); false if they may not yet. */
 static bool client_cached_writable(struct inode *in, uint64_t index, struct vdifs_chunk *out)
@@ -303,7 +309,6 @@ static bool client_cached_writable(struct inode *in, uint64_t index, struct vdif
 static int client_writable_chunk(struct vdifs_client *c, struct inode *in, uint64_t index,
 				 struct vdifs_chunk *out)
 {
-	struct vdifs_chunk *ch, fresh;
 	int rc;
 
 	if (client_cached_writable(in, index, out))
@@ -316,17 +321,29 @@ static int client_writable_chunk(struct vdifs_client *c, struct inode *in, uint6
 	}
 
 	struct msg_chunk_alloc_req m = { .vol = c->vol, .ino = in->ino, .index = index };
-	struct msg_chunk_loc loc;
-	struct rpc_result res;
 	struct wbuf b;
 	wbuf_init(&b);
 	msg_chunk_alloc_req_put(&b, &m);
-	rc = client_mds_call(c, VDIFS_MSG_CHUNK_ALLOC, &b, &res);
+	rc = client_chunk_ask(c, in, index, VDIFS_MSG_CHUNK_ALLOC, &b, out);
 	wbuf_free(&b);
+	pthread_mutex_unlock(&in->alloc_lock);
+	return rc;
+}
+
+/* Sends b (CHUNK_ALLOC or CHUNK_REPAIR of index) to the MDS and installs
+ * the writable chunk it answers in the cached layout and *out.  alloc_lock
+ * held.  0 or -errno. */
+static int client_chunk_ask(struct vdifs_client *c, struct inode *in, uint64_t index, uint16_t type,
+			    const struct wbuf *b, struct vdifs_chunk *out)
+{
+	struct vdifs_chunk *ch, fresh;
+	struct msg_chunk_loc loc;
+	struct rpc_result res;
+	int rc = client_mds_call(c, type, b, &res);
 	if (rc == 0 && (msg_chunk_loc_decode(res.payload, res.len, &loc) != 0 ||
 			client_chunk_from_loc(c, &loc, &fresh) != 0 || fresh.nrep == 0 ||
 			fresh.index != index))
-		rc = client_bad_reply(VDIFS_MSG_CHUNK_ALLOC);
+		rc = client_bad_reply(type);
 	rpc_result_free(&res);
 	if (rc == 0) {
 		fresh.writable = true;
@@ -349,8 +366,116 @@ static int client_writable_chunk(struct vdifs_client *c, struct inode *in, uint6
 		*out = fresh;
 		pthread_mutex_unlock(&in->lock);
 	}
-	pthread_mutex_unlock(&in->alloc_lock);
 	return rc;
+}
+
+/* After chunk *failed could not be updated on every replica: the chunk to
+ * retry with, from the MDS (CHUNK_REPAIR: it leaves out the replicas on
+ * servers that are down, with a new version), or from the cache when
+ * another thread repaired it meanwhile.  0, -EAGAIN (no replica to leave
+ * out yet: every one is up, or none is), -errno. */
+static int client_chunk_repair(struct vdifs_client *c, struct inode *in, const struct vdifs_chunk *failed,
+			       struct vdifs_chunk *out)
+{
+	struct vdifs_chunk now;
+	pthread_mutex_lock(&in->alloc_lock);
+	if (client_cached_writable(in, failed->index, &now) && now.chunk_id == failed->chunk_id &&
+	    now.version > failed->version) {
+		pthread_mutex_unlock(&in->alloc_lock);
+		*out = now;
+		return 0;
+	}
+	struct msg_chunk_repair_req m = { .vol = c->vol, .ino = in->ino, .index = failed->index,
+					  .chunk_id = failed->chunk_id, .version = failed->version };
+	struct wbuf b;
+	wbuf_init(&b);
+	msg_chunk_repair_req_put(&b, &m);
+	int rc = client_chunk_ask(c, in, failed->index, VDIFS_MSG_CHUNK_REPAIR, &b, out);
+	wbuf_free(&b);
+	pthread_mutex_unlock(&in->alloc_lock);
+	if (rc == -ESTALE) {
+		/* The file's chunk at index is another one now (a snapshot, a
+		 * revert): write to whatever it is. */
+		client_chunk_invalidate(in, failed->index, failed->chunk_id);
+		rc = client_writable_chunk(c, in, failed->index, out);
+	}
+	return rc;
+}
+
+/* Errors after which an update may succeed on a retry: the replica set,
+ * the version or a connection changed under it. */
+static bool client_update_retryable(int status)
+{
+	switch (-status) {
+	case ESTALE: case EAGAIN: case EIO: case ETIMEDOUT: case ECONNREFUSED: case ECONNRESET:
+	case EHOSTUNREACH: case EHOSTDOWN: case ENETUNREACH: case ENOTCONN: case EPIPE: case ECANCELED:
+		return true;
+	default:
+		return false;
+	}
+}
+
+typedef void (*client_encode_fn)(struct dsio_op *op, uint64_t chunk_size);
+
+static void client_encode_sync(struct dsio_op *op, uint64_t chunk_size)
+{
+	(void)chunk_size;
+	dsio_encode_sync(op);
+}
+
+/*
+ * Retries op (a DS_WRITE, DS_PUNCH or DS_SYNC that failed) until it is done
+ * on every replica of its chunk: on a fresh connection first, then with the
+ * chunk as the MDS has it now (ESTALE), or with the replicas on servers that
+ * are down left out (CHUNK_REPAIR; while the MDS has not marked the failed
+ * server down yet, about its ds_timeout, it answers EAGAIN and the retry
+ * waits).  Gives up after the client's io timeout.  0, or op's last error
+ * (set as the thread's error).
+ */
+static int client_update_retry(struct vdifs_client *c, struct inode *in, struct dsio_op *op, client_encode_fn encode,
+			       const void *data, size_t dlen)
+{
+	uint64_t start = client_now_ms();
+	unsigned delay_ms = 20;
+	bool reconnected = false, waited = false;
+	while (op->status != 0) {
+		bool transport = dsio_transport_failed(op);
+		if (!transport && !client_update_retryable(op->status))
+			break;
+		if (c->io_timeout_ms && client_now_ms() - start > c->io_timeout_ms)
+			break;
+		int rc = 0;
+		if (op->status == -ESTALE) {
+			client_chunk_invalidate(in, op->sp.index, op->ch.chunk_id);
+			rc = client_writable_chunk(c, in, op->sp.index, &op->ch);
+		} else if (transport && !reconnected) {
+			reconnected = true; /* the connection broke: once more as is */
+		} else {
+			rc = client_chunk_repair(c, in, &op->ch, &op->ch);
+			if (rc == -EAGAIN) {
+				if (!waited)
+					log_warn("inode %llu: chunk %016llx: %s: waiting for the MDS to mark the failed server down",
+						 (unsigned long long)in->ino, (unsigned long long)op->ch.chunk_id, op->msg);
+				waited = true;
+				struct timespec ts = { 0, (long)delay_ms * 1000000L };
+				nanosleep(&ts, NULL);
+				delay_ms = delay_ms < 500 ? delay_ms * 2 : 1000;
+				rc = 0;
+			}
+		}
+		if (rc != 0)
+			return rc;
+		encode(op, c->chunk_size);
+		dsio_run1(c, op, 0, data, dlen);
+	}
+	if (op->status != 0) {
+		dsio_seterr(op);
+		return op->status;
+	}
+	if (waited)
+		log_info("inode %llu: chunk %016llx: written again after %llu ms", (unsigned long long)in->ino,
+			 (unsigned long long)op->ch.chunk_id, (unsigned long long)(client_now_ms() - start));
+	return 0;
 }
 
 /* Forgets the cached writability of index so the next write asks the MDS
@@ -682,28 +807,10 @@ ssize_t vdifs_file_pwrite(struct vdifs_file *f, const void *buf, size_t len, uin
 	dsio_wait(c, &b, ops, n);
 	dsio_batch_destroy(&b);
 
-	/* Retry a failure: first on a fresh connection (the old one broke), then
-	 * with the chunk as the MDS sees it now (new version or replica set). */
-	for (size_t i = 0; i < n && rc == 0; i++) {
-		struct dsio_op *op = &ops[i];
-		for (int attempt = 0; attempt < 3 && op->status != 0; attempt++) {
-			bool transport = dsio_transport_failed(op);
-			if (!transport && op->status != -ESTALE)
-				break;
-			if (!transport || attempt > 0) {
-				client_chunk_invalidate(in, op->sp.index, op->ch.chunk_id);
-				rc = client_writable_chunk(c, in, op->sp.index, &op->ch);
-				if (rc != 0)
-					break;
-				dsio_encode_write(op, c->chunk_size);
-			}
-			dsio_run1(c, op, 0, (const uint8_t *)buf + op->sp.pos, op->sp.len);
-		}
-		if (rc == 0 && op->status != 0) {
-			dsio_seterr(op);
-			rc = op->status;
-		}
-	}
+	for (size_t i = 0; i < n && rc == 0; i++)
+		if (ops[i].status != 0)
+			rc = client_update_retry(c, in, &ops[i], dsio_encode_write, (const uint8_t *)buf + ops[i].sp.pos,
+						 ops[i].sp.len);
 	if (rc != 0)
 		goto out;
 
@@ -895,15 +1002,14 @@ int vdifs_file_fsync(struct vdifs_file *f)
 	}
 	for (size_t i = 0; i < n; i++) {
 		struct dsio_op *op = &ops[i];
-		if (op->status != 0 && dsio_transport_failed(op))
-			dsio_run1(c, op, 0, NULL, 0);
 		/* ENOENT: no write ever created the chunk, nothing to make durable. */
 		if (op->status == 0 || op->status == -ENOENT)
 			continue;
-		if (rc == 0) {
-			dsio_seterr(op);
-			rc = op->status;
-		}
+		int orc = rc == 0 ? client_update_retry(c, in, op, client_encode_sync, NULL, 0) : op->status;
+		if (op->status == 0 || op->status == -ENOENT)
+			continue;
+		if (rc == 0)
+			rc = orc;
 		pthread_mutex_lock(&in->lock);
 		struct vdifs_chunk *ch = vdifs_layout_get(&in->layout, op->ch.index);
 		if (ch && ch->chunk_id == op->ch.chunk_id)
@@ -938,23 +1044,10 @@ static int client_punch_partial(struct vdifs_client *c, struct inode *in, const 
 	if (rc != 0)
 		goto out;
 	op->sp = *sp;
-	for (int attempt = 0; attempt < 2; attempt++) {
-		dsio_encode_punch(op, c->chunk_size);
-		rc = dsio_run1(c, op, 0, NULL, 0);
-		if (rc == 0 || attempt == 1)
-			break;
-		if (rc == -ESTALE) {
-			client_chunk_invalidate(in, sp->index, op->ch.chunk_id);
-			if (client_writable_chunk(c, in, sp->index, &op->ch) != 0)
-				break;
-		} else if (!dsio_transport_failed(op)) {
-			break;
-		}
-	}
-	if (rc != 0) {
-		dsio_seterr(op);
+	dsio_encode_punch(op, c->chunk_size);
+	rc = dsio_run1(c, op, 0, NULL, 0);
+	if (rc != 0 && (rc = client_update_retry(c, in, op, dsio_encode_punch, NULL, 0)) != 0)
 		goto out;
-	}
 	pthread_mutex_lock(&in->lock);
 	ch = vdifs_layout_get(&in->layout, sp->index);
 	if (ch && ch->chunk_id == op->ch.chunk_id)

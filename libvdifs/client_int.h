@@ -52,6 +52,7 @@ struct vdifs_client {
 	char mds_host[256];
 	uint16_t mds_port;
 	uint32_t timeout_ms;
+	uint32_t io_timeout_ms; /* how long a write keeps retrying while replicas fail */
 	uint32_t layout_ttl_ms;
 	uint32_t vol;          /* mounted volume (0: none) */
 	uint64_t chunk_size;

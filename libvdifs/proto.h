@@ -64,7 +64,8 @@ enum vdifs_role { VDIFS_ROLE_CLIENT = 1, VDIFS_ROLE_DS = 2, VDIFS_ROLE_ADMIN = 3
 	X(SNAP_CREATE, 68) X(SNAP_LIST, 69) X(SNAP_DELETE, 70)              \
 	X(SNAP_REVERT, 71) X(CLONE, 72) X(FILE_INFO, 73) X(FILE_TREE, 74)   \
 	X(FLATTEN_BEGIN, 75) X(FLATTEN_CHUNKS, 76) X(FLATTEN_END, 77)       \
-	X(DS_REGISTER, 80) X(DS_HEARTBEAT, 81)                               \
+	X(CHUNK_REPAIR, 78)                                                  \
+	X(DS_REGISTER, 80) X(DS_HEARTBEAT, 81) X(DS_CHUNK_REPORT, 82)        \
 	X(DS_WRITE, 96) X(DS_READ, 97) X(DS_PUNCH, 98) X(DS_SYNC, 99)        \
 	X(DS_SEEK, 100) X(DS_STAT, 101) X(DS_DELETE, 102) X(DS_COPY, 103)
 
@@ -145,9 +146,11 @@ const char *proto_msg_name(uint16_t type);
 #define REC_statfs_rep(F)                                                    \
 	F(U64, total) F(U64, free) F(U64, avail) F(U64, files) F(U64, ffree) \
 	F(U32, bsize) F(U32, namemax)
+/* under: chunks with fewer replicas on servers that are up than their
+ * volume asks; lost: chunks with none. */
 #define REC_cluster_status_rep(F)                                            \
 	F(U32, volumes) F(U32, ds_up) F(U32, ds_total) F(U64, chunks)        \
-	F(U64, total) F(U64, avail) F(U64, used)
+	F(U64, total) F(U64, avail) F(U64, used) F(U64, under) F(U64, lost)
 
 /* ---- namespace ----------------------------------------------------------- */
 #define REC_lookup_req(F) F(U32, vol) F(U64, parent) F(NAME, name)
@@ -215,6 +218,14 @@ const char *proto_msg_name(uint16_t type);
 #define REC_layout_req(F) F(U32, vol) F(U64, ino) F(U64, first) F(U32, max)
 #define REC_chunk_alloc_req(F) F(U32, vol) F(U64, ino) F(U64, index)
 #define REC_chunk_drop_req(F) F(U32, vol) F(U64, ino) F(U64, first) F(U64, count)
+/* CHUNK_REPAIR: a write, punch or sync of chunk chunk_id (at version) of
+ * file ino failed on a replica.  The MDS drops the replicas on servers it
+ * has marked down, bumps the version and answers the chunk_loc to retry
+ * with; EAGAIN while every replica is up (a transient failure: retry as
+ * is) or none is (nothing to write to yet); ESTALE when the file no longer
+ * has that chunk at index. */
+#define REC_chunk_repair_req(F)                                              \
+	F(U32, vol) F(U64, ino) F(U64, index) F(U64, chunk_id) F(U32, version)
 #define REC_commit_req(F)                                                    \
 	F(U32, vol) F(U64, ino) F(U32, flags) F(U64, size) F(I64, mtime_s)   \
 	F(U32, mtime_ns) F(U32, count) F(BLOB, items)
@@ -223,11 +234,22 @@ const char *proto_msg_name(uint16_t type);
 #define REC_ds_register_req(F)                                               \
 	F(NAME, uuid) F(NAME, host) F(U16, port) F(U64, total) F(U64, avail) \
 	F(U64, used) F(U64, nchunks)
-#define REC_ds_register_rep(F) F(U32, ds_id) F(U32, heartbeat_ms)
+/* lease_ms: how long after sending a heartbeat that was answered the
+ * server may serve I/O (shorter than the MDS's ds_timeout, so a server cut
+ * off from the MDS stops serving before the MDS marks it down). */
+#define REC_ds_register_rep(F) F(U32, ds_id) F(U32, heartbeat_ms) F(U32, lease_ms)
 #define REC_ds_heartbeat_req(F)                                              \
 	F(U32, ds_id) F(U64, total) F(U64, avail) F(U64, used)               \
 	F(U64, nchunks) F(U32, count) F(BLOB, deleted)
 #define REC_ds_heartbeat_rep(F) F(U32, count) F(BLOB, delete_ids)
+/* DS_CHUNK_REPORT, after DS_REGISTER: the chunks the server holds, count
+ * chunk_version records per message; flags 1 on the last one.  The reply
+ * (a ds_heartbeat_rep) lists those to delete now (unknown to the MDS, not
+ * on this server any more, or stale).  Until its last report is answered
+ * a server is not used for placement and serves no I/O. */
+#define REC_chunk_version(F) F(U64, chunk_id) F(U32, version)
+#define VDIFS_CHUNK_VERSION_LEN 12
+#define REC_ds_report_req(F) F(U32, ds_id) F(U32, flags) F(U32, count) F(BLOB, items)
 
 /* ---- chunk I/O on data servers ------------------------------------------- */
 /* fwd: replica records the receiver must forward the operation to (empty on
@@ -272,7 +294,8 @@ const char *proto_msg_name(uint16_t type);
 	R(setxattr_req) R(xattr_req) R(xattr_rep) R(open_req)                \
 	R(snap_req) R(clone_req) R(file_info_rep) R(tree_node) R(tree_req)   \
 	R(flatten_rep) R(flatten_chunks_req) R(flatten_end_req)              \
-	R(layout_req) R(chunk_alloc_req) R(chunk_drop_req)      \
+	R(layout_req) R(chunk_alloc_req) R(chunk_drop_req) R(chunk_repair_req) \
+	R(chunk_version) R(ds_report_req)                                    \
 	R(commit_req) R(ds_register_req) R(ds_register_rep)                  \
 	R(ds_heartbeat_req) R(ds_heartbeat_rep) R(ds_write_req)              \
 	R(ds_io_rep) R(ds_read_req) R(ds_read_rep) R(ds_punch_req)           \
@@ -341,6 +364,8 @@ enum { VDIFS_MOUNT_RO = 1 << 0 };
 enum { VDIFS_VOL_REMOVE_FORCE = 1 << 0 };
 /* chunk_loc flags. */
 enum { VDIFS_CHUNK_HOLE = 1 << 0 };
+/* ds_report_req flags. */
+enum { VDIFS_REPORT_LAST = 1 << 0 };
 /* Seek whence on DS_SEEK. */
 enum { VDIFS_SEEK_DATA = 0, VDIFS_SEEK_HOLE = 1 };
 

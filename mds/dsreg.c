@@ -80,7 +80,7 @@ const struct dsreg_entry *dsreg_get(const struct dsreg *r, uint32_t id) { return
 
 static bool entry_up(const struct dsreg *r, const struct dsreg_entry *e)
 {
-	return e->seen && now(r) - e->last_seen_ms <= r->timeout_ms;
+	return e->seen && e->validated && now(r) - e->last_seen_ms <= r->timeout_ms;
 }
 
 bool dsreg_is_up(const struct dsreg *r, uint32_t id)
@@ -89,12 +89,30 @@ bool dsreg_is_up(const struct dsreg *r, uint32_t id)
 	return e && entry_up(r, e);
 }
 
+uint32_t dsreg_lease_ms(const struct dsreg *r)
+{
+	/* Two heartbeats of margin for clock rates and the reply's trip. */
+	if (r->timeout_ms > 3 * r->heartbeat_ms)
+		return r->timeout_ms - 2 * r->heartbeat_ms;
+	return r->timeout_ms / 2;
+}
+
+int dsreg_validated(struct dsreg *r, uint32_t id)
+{
+	struct dsreg_entry *e = find(r, id);
+	if (!e || !e->seen)
+		return -ENOENT;
+	e->validated = true;
+	e->last_seen_ms = now(r);
+	return 0;
+}
+
 bool dsreg_settling(const struct dsreg *r)
 {
 	if (now(r) - r->start_ms >= r->timeout_ms)
 		return false;
 	for (size_t i = 0; i < r->n; i++)
-		if (!r->ents[i].seen)
+		if (!r->ents[i].validated)
 			return true;
 	return false;
 }
@@ -244,6 +262,7 @@ int dsreg_register(struct dsreg *r, const struct msg_ds_register_req *req, uint3
 		e->rec = rec;
 	}
 	e->seen = true;
+	e->validated = false; /* until its chunk report is in (dsreg_validated) */
 	e->last_seen_ms = now(r);
 	*ds_id = rec.id;
 	return 0;
@@ -262,7 +281,9 @@ int dsreg_heartbeat(struct dsreg *r, const struct msg_ds_heartbeat_req *req, str
 
 	*count = 0;
 	struct dsreg_entry *e = find(r, req->ds_id);
-	if (!e)
+	/* Unknown, or marked down meanwhile (its chunks may have moved on): it
+	 * must register and report its chunks again before it serves. */
+	if (!e || !entry_up(r, e))
 		return -ENOENT;
 	if ((uint64_t)req->count * 8 != req->deleted.len)
 		return -EBADMSG;

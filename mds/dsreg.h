@@ -6,7 +6,11 @@
  * (after a restart, or from a new address) gives back the same id.  Records
  * live in LevelDB ("S" keys); liveness and current space live in memory and
  * come from heartbeats, so after an MDS restart every server is down until
- * it next sends one.
+ * it registers again.  A server is up from the end of its chunk report
+ * (which follows every registration) until timeout_ms passes without a
+ * heartbeat; a heartbeat from a server that is not up is
+ * refused with ENOENT (register again), so a server that was marked down
+ * always reports its chunks before it is used again.
  */
 #ifndef VDIFS_MDS_DSREG_H
 #define VDIFS_MDS_DSREG_H
@@ -17,8 +21,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define DSREG_DEFAULT_HEARTBEAT_MS 1000
-#define DSREG_DEFAULT_TIMEOUT_MS 5000
+#define DSREG_DEFAULT_HEARTBEAT_MS 500
+#define DSREG_DEFAULT_TIMEOUT_MS 3000
 /* Most chunk ids handed to a server in one heartbeat reply. */
 #define DSREG_DELETE_BATCH 1024
 
@@ -27,6 +31,7 @@ struct dsreg;
 struct dsreg_entry {
 	struct md_ds rec;     /* as registered; space updated by heartbeats */
 	bool seen;            /* registered or heartbeat since the MDS started */
+	bool validated;       /* its chunk report since it registered is in */
 	uint64_t last_seen_ms; /* registry clock */
 };
 
@@ -46,6 +51,15 @@ void dsreg_set_clock(struct dsreg *r, uint64_t (*now_ms)(void *arg), void *arg);
 /* Seeds the placement random generator (tests make placement repeatable). */
 void dsreg_seed(struct dsreg *r, uint64_t seed);
 uint32_t dsreg_heartbeat_ms(const struct dsreg *r);
+/* How long a server may serve I/O after sending a heartbeat the MDS
+ * answered: shorter than the liveness timeout, so that a server cut off
+ * from the MDS has stopped serving by the time the MDS marks it down and
+ * hands its chunks' writes to other replicas. */
+uint32_t dsreg_lease_ms(const struct dsreg *r);
+/* The server's chunk report is in (DS_CHUNK_REPORT, last part): it counts
+ * as up from now on.  0 or -ENOENT (unknown, or not registered since the
+ * MDS started). */
+int dsreg_validated(struct dsreg *r, uint32_t id);
 
 /* DS_REGISTER: same uuid -> same id; a new uuid gets a new id.  Stores the
  * address and space, marks the server seen now.  0 and *ds_id, -EINVAL (empty
@@ -55,7 +69,8 @@ int dsreg_register(struct dsreg *r, const struct msg_ds_register_req *req, uint3
 /* DS_HEARTBEAT: updates space and last-seen, drops the chunk ids the server
  * reports deleted from its queue, and appends up to DSREG_DELETE_BATCH ids
  * still queued for it to ids (u64 little-endian each), count in *count.
- * -ENOENT for an unknown ds id (the server must register again), -EBADMSG
+ * -ENOENT for an unknown ds id or one that is not up (the server must
+ * register and report again), -EBADMSG
  * when the deleted blob is not count u64s, -EIO, -ENOMEM. */
 int dsreg_heartbeat(struct dsreg *r, const struct msg_ds_heartbeat_req *req, struct wbuf *ids,
 		    uint32_t *count);

@@ -18,6 +18,7 @@
 #include "log.h"
 #include "mds.h"
 #include "namespace.h"
+#include "replicas.h"
 #include "session.h"
 #include "snapshot.h"
 #include "tree.h"
@@ -280,9 +281,12 @@ static void h_cluster_status(struct mds *m, const struct rpc_request *req)
 	uint64_t chunks;
 	if (!decoded_empty(req))
 		return;
+	uint64_t under = 0, lost = 0;
 	int rc = volume_count(m, &volumes);
 	if (rc == 0)
 		rc = layer_count_chunks(m, &chunks);
+	if (rc == 0)
+		rc = replicas_health(m, &under, &lost);
 	if (rc < 0) {
 		fail(req, rc, "cluster status");
 		return;
@@ -296,6 +300,8 @@ static void h_cluster_status(struct mds *m, const struct rpc_request *req)
 		.total = t.total,
 		.avail = t.avail,
 		.used = t.used,
+		.under = under,
+		.lost = lost,
 	};
 	struct wbuf b;
 	wbuf_init(&b);
@@ -827,6 +833,25 @@ static void h_chunk_drop(struct mds *m, const struct rpc_request *req)
 		rpc_reply(req, NULL);
 }
 
+static void h_chunk_repair(struct mds *m, const struct rpc_request *req)
+{
+	struct msg_chunk_repair_req q;
+	struct wbuf b;
+	if (!decoded(req, msg_chunk_repair_req_decode(req->payload, req->len, &q)) || !writable(req, q.vol))
+		return;
+	wbuf_init(&b);
+	int rc = replicas_repair(m, &q, &b);
+	if (rc == -EAGAIN)
+		rpc_reply_error(req, rc, "chunk %016llx: no replica to leave out: every replica is on a server that is up, or none is",
+				(unsigned long long)q.chunk_id);
+	else if (rc < 0)
+		fail(req, rc, "repair chunk %016llx (index %llu of inode %llu of volume %u)",
+		     (unsigned long long)q.chunk_id, (unsigned long long)q.index, (unsigned long long)q.ino, q.vol);
+	else
+		rpc_reply(req, &b);
+	wbuf_free(&b);
+}
+
 static void h_commit(struct mds *m, const struct rpc_request *req)
 {
 	struct msg_commit_req q;
@@ -862,7 +887,8 @@ static void h_ds_register(struct mds *m, const struct rpc_request *req)
 		fail(req, rc, "register data server " NAMEF " at " NAMEF ":%u", NAMEA(q.uuid), NAMEA(q.host), q.port);
 		return;
 	}
-	struct msg_ds_register_rep r = {.ds_id = id, .heartbeat_ms = dsreg_heartbeat_ms(m->dsreg)};
+	struct msg_ds_register_rep r = {.ds_id = id, .heartbeat_ms = dsreg_heartbeat_ms(m->dsreg),
+					.lease_ms = dsreg_lease_ms(m->dsreg)};
 	struct wbuf b;
 	wbuf_init(&b);
 	msg_ds_register_rep_put(&b, &r);
@@ -870,10 +896,23 @@ static void h_ds_register(struct mds *m, const struct rpc_request *req)
 	wbuf_free(&b);
 }
 
+/* Answers with the chunk ids (u64 LE in ids) a data server must delete;
+ * frees ids. */
+static void reply_delete_ids(const struct rpc_request *req, struct wbuf *ids, uint32_t count)
+{
+	struct msg_ds_heartbeat_rep r = {.count = count, .delete_ids = {ids->data, (uint32_t)ids->len}};
+	struct wbuf b;
+	wbuf_init(&b);
+	msg_ds_heartbeat_rep_put(&b, &r);
+	rpc_reply(req, &b);
+	wbuf_free(&b);
+	wbuf_free(ids);
+}
+
 static void h_ds_heartbeat(struct mds *m, const struct rpc_request *req)
 {
 	struct msg_ds_heartbeat_req q;
-	struct wbuf ids, b;
+	struct wbuf ids;
 	uint32_t count;
 	if (!decoded(req, msg_ds_heartbeat_req_decode(req->payload, req->len, &q)) || !from_ds(req))
 		return;
@@ -885,12 +924,24 @@ static void h_ds_heartbeat(struct mds *m, const struct rpc_request *req)
 		wbuf_free(&ids);
 		return;
 	}
-	struct msg_ds_heartbeat_rep r = {.count = count, .delete_ids = {ids.data, (uint32_t)ids.len}};
-	wbuf_init(&b);
-	msg_ds_heartbeat_rep_put(&b, &r);
-	rpc_reply(req, &b);
-	wbuf_free(&b);
-	wbuf_free(&ids);
+	reply_delete_ids(req, &ids, count);
+}
+
+static void h_ds_chunk_report(struct mds *m, const struct rpc_request *req)
+{
+	struct msg_ds_report_req q;
+	struct wbuf ids;
+	uint32_t count;
+	if (!decoded(req, msg_ds_report_req_decode(req->payload, req->len, &q)) || !from_ds(req))
+		return;
+	wbuf_init(&ids);
+	int rc = replicas_report(m, &q, &ids, &count);
+	if (rc < 0) {
+		fail(req, rc, "chunk report of data server %u", q.ds_id);
+		wbuf_free(&ids);
+		return;
+	}
+	reply_delete_ids(req, &ids, count);
 }
 
 /* ---- dispatch ------------------------------------------------------------------ */
@@ -959,6 +1010,7 @@ void handlers_dispatch(void *arg, const struct rpc_request *req)
 	case VDIFS_MSG_LAYOUT: h_layout(m, req); break;
 	case VDIFS_MSG_CHUNK_ALLOC: h_chunk_alloc(h, req); break;
 	case VDIFS_MSG_CHUNK_DROP: h_chunk_drop(m, req); break;
+	case VDIFS_MSG_CHUNK_REPAIR: h_chunk_repair(m, req); break;
 	case VDIFS_MSG_COMMIT: h_commit(m, req); break;
 	case VDIFS_MSG_SNAP_CREATE:
 	case VDIFS_MSG_SNAP_DELETE:
@@ -972,6 +1024,7 @@ void handlers_dispatch(void *arg, const struct rpc_request *req)
 	case VDIFS_MSG_FLATTEN_END: h_flatten_end(m, req); break;
 	case VDIFS_MSG_DS_REGISTER: h_ds_register(m, req); break;
 	case VDIFS_MSG_DS_HEARTBEAT: h_ds_heartbeat(m, req); break;
+	case VDIFS_MSG_DS_CHUNK_REPORT: h_ds_chunk_report(m, req); break;
 	default:
 		rpc_reject(req, -EOPNOTSUPP, "message type %u (%s) is not served by the MDS", req->type,
 			   proto_msg_name(req->type));

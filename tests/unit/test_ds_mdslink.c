@@ -43,6 +43,12 @@ struct fake {
 	int nreported;
 	bool forget;      /* answer the next heartbeat with -ENOENT */
 	bool hang_up;     /* reject the next heartbeat (closes the connection) */
+	bool mute;        /* leave heartbeats unanswered */
+	int reports;      /* complete chunk reports */
+	uint32_t report_chunks; /* chunks in the last complete one */
+	uint32_t report_acc;    /* chunks in the parts of the one under way */
+	uint64_t stale[MAXIDS]; /* answered "delete" when reported */
+	int nstale;
 };
 
 struct env {
@@ -74,8 +80,38 @@ static void fake_handler(void *arg, const struct rpc_request *req)
 		f->nchunks = m.nchunks;
 		f->registrations++;
 		f->forget = false;
-		msg_ds_register_rep_put(&b, &(struct msg_ds_register_rep){.ds_id = 7, .heartbeat_ms = 50});
+		msg_ds_register_rep_put(&b, &(struct msg_ds_register_rep){.ds_id = 7, .heartbeat_ms = 50, .lease_ms = 200});
 		rpc_reply(req, &b);
+	} else if (req->type == VDIFS_MSG_DS_CHUNK_REPORT) {
+		struct msg_ds_report_req m;
+		struct wreader r;
+		struct wbuf ids;
+		uint32_t n = 0;
+		assert_int_equal(msg_ds_report_req_decode(req->payload, req->len, &m), 0);
+		assert_int_equal(m.items.len, VDIFS_CHUNK_VERSION_LEN * m.count);
+		wbuf_init(&ids);
+		wreader_init(&r, m.items.p, m.items.len);
+		for (uint32_t i = 0; i < m.count; i++) {
+			struct msg_chunk_version cv;
+			msg_chunk_version_get(&r, &cv);
+			for (int j = 0; j < f->nstale; j++)
+				if (f->stale[j] == cv.chunk_id) {
+					wbuf_put_u64(&ids, cv.chunk_id);
+					n++;
+				}
+		}
+		f->report_acc += m.count;
+		if (m.flags & VDIFS_REPORT_LAST) {
+			f->reports++;
+			f->report_chunks = f->report_acc;
+			f->report_acc = 0;
+		}
+		msg_ds_heartbeat_rep_put(&b, &(struct msg_ds_heartbeat_rep){.count = n,
+									  .delete_ids = {ids.data, (uint32_t)ids.len}});
+		rpc_reply(req, &b);
+		wbuf_free(&ids);
+	} else if (req->type == VDIFS_MSG_DS_HEARTBEAT && f->mute) {
+		/* no answer */
 	} else if (req->type == VDIFS_MSG_DS_HEARTBEAT) {
 		struct msg_ds_heartbeat_req m;
 		assert_int_equal(msg_ds_heartbeat_req_decode(req->payload, req->len, &m), 0);
@@ -357,6 +393,54 @@ static void test_mds_goes_away(void **state)
 	assert_true(wait_for(e, registered_again, 5000));
 }
 
+static bool serving_now;
+static char serving_why[200];
+static void check_serving(struct env *e) { serving_now = mdslink_serving(e->link, serving_why, sizeof(serving_why)); }
+static bool reported_and_beating(struct fake *f) { return f->reports >= 1 && f->heartbeats >= 2; }
+static bool reported_twice(struct fake *f) { return f->reports >= 2 && f->heartbeats >= 1; }
+
+/* Every registration is followed by a report of the chunks held; those the
+ * MDS calls stale are deleted; I/O is served only within the lease. */
+static void test_report_and_lease(void **state)
+{
+	struct env *e = *state;
+	uint8_t w[100] = {1};
+	for (uint64_t id = 1; id <= 3; id++)
+		assert_int_equal(chunkstore_write(e->cs, id, (uint32_t)id, &(struct chunkstore_geom){.chunk_size = 1 << 20},
+						  0, w, sizeof(w), NULL), 0);
+	pthread_mutex_lock(&e->fake.mu);
+	e->fake.stale[e->fake.nstale++] = 2;
+	pthread_mutex_unlock(&e->fake.mu);
+	run_on_loop(e, link_start);
+	assert_true(wait_for(e, reported_and_beating, 5000));
+	pthread_mutex_lock(&e->fake.mu);
+	assert_int_equal(e->fake.report_chunks, 3);
+	pthread_mutex_unlock(&e->fake.mu);
+	run_on_loop(e, check_store);
+	assert_int_equal(store_has[0], 1);
+	assert_int_equal(store_has[1], 0);
+	assert_int_equal(store_has[2], 1);
+	run_on_loop(e, check_serving);
+	assert_true(serving_now);
+	/* The MDS stops answering: past the lease (200 ms) the server stops
+	 * serving, well before it gives the connection up. */
+	pthread_mutex_lock(&e->fake.mu);
+	e->fake.mute = true;
+	pthread_mutex_unlock(&e->fake.mu);
+	usleep(300 * 1000);
+	run_on_loop(e, check_serving);
+	assert_false(serving_now);
+	assert_non_null(strstr(serving_why, "not serving")); /* no answer, or given up already */
+	/* It answers again: the link registers and reports again, then serves. */
+	pthread_mutex_lock(&e->fake.mu);
+	e->fake.mute = false;
+	e->fake.heartbeats = 0;
+	pthread_mutex_unlock(&e->fake.mu);
+	assert_true(wait_for(e, reported_twice, 5000));
+	run_on_loop(e, check_serving);
+	assert_true(serving_now);
+}
+
 static void test_mds_forgets(void **state)
 {
 	struct env *e = *state;
@@ -379,6 +463,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_deletions, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_mds_goes_away, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_mds_forgets, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_report_and_lease, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

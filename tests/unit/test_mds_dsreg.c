@@ -51,9 +51,18 @@ static void test_liveness(void **state)
 	struct tmds *t = *state;
 	uint32_t a = tmds_add_ds(t, "a", 1, 1 << 30);
 	assert_true(dsreg_is_up(t->m->dsreg, a));
-	t->now_ms += 4999;
+	t->now_ms += 4999; /* tmds: ds_timeout 5 s */
 	assert_true(dsreg_is_up(t->m->dsreg, a));
 	t->now_ms += 2;
+	assert_false(dsreg_is_up(t->m->dsreg, a));
+	/* A heartbeat from a server marked down is refused: it must register
+	 * and report its chunks again before it is used. */
+	struct msg_ds_heartbeat_req hb = {.ds_id = a, .total = 246, .avail = 123};
+	struct wbuf hids;
+	uint32_t hcount;
+	wbuf_init(&hids);
+	assert_int_equal(dsreg_heartbeat(t->m->dsreg, &hb, &hids, &hcount), -ENOENT);
+	wbuf_free(&hids);
 	assert_false(dsreg_is_up(t->m->dsreg, a));
 	struct dsreg_totals tot;
 	dsreg_totals(t->m->dsreg, &tot);
@@ -98,7 +107,7 @@ static void test_settling(void **state)
 	assert_false(dsreg_settling(t->m->dsreg));
 	tmds_reopen(t);
 	tmds_heartbeat(t, a, 1 << 30);
-	t->now_ms += 4999;
+	t->now_ms += 4999; /* tmds: ds_timeout 5 s */
 	assert_true(dsreg_settling(t->m->dsreg));
 	t->now_ms += 1;
 	assert_false(dsreg_settling(t->m->dsreg)); /* b is gone for good */

@@ -1036,7 +1036,12 @@ static void ds_heartbeat(struct sim *s, int k)
 	struct msg_ds_heartbeat_req q = {.ds_id = s->dsid[k], .total = 1ull << 41, .avail = 1ull << 40,
 					 .count = (uint32_t)s->nacks[k], .deleted = {del.data, (uint32_t)del.len}};
 	s->nacks[k] = 0;
-	CHECK_EQ(s, dsreg_heartbeat(s->t->m->dsreg, &q, &ids, &count), 0, "DS_HEARTBEAT");
+	int rc = dsreg_heartbeat(s->t->m->dsreg, &q, &ids, &count);
+	if (rc == -ENOENT) { /* marked down: it registers and reports again */
+		tmds_rejoin(s->t, s->dsid[k]);
+		rc = dsreg_heartbeat(s->t->m->dsreg, &q, &ids, &count);
+	}
+	CHECK_EQ(s, rc, 0, "DS_HEARTBEAT");
 	s->up[k] = true;
 	for (uint32_t i = 0; i < count; i++) {
 		uint64_t id = le_get64(ids.data + 8 * (size_t)i);
@@ -1662,7 +1667,7 @@ static void op_down_up(struct sim *s)
 		}
 	int k = (int)rn(s, NDS);
 	note(s, "ds %d down", k);
-	s->t->now_ms += 6000; /* past the 5 s liveness timeout */
+	s->t->now_ms += 6000; /* past the 5 s liveness timeout of tmds */
 	s->up[k] = false;
 	for (int j = 0; j < NDS; j++)
 		if (j != k)

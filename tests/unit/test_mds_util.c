@@ -121,7 +121,24 @@ uint32_t tmds_add_ds(struct tmds *t, const char *uuid, uint16_t port, uint64_t a
 	int rc = dsreg_register(t->m->dsreg, &q, &id);
 	if (rc != 0)
 		fail_msg("dsreg_register(%s): %d", uuid, rc);
+	/* It holds nothing yet: its chunk report is empty. */
+	rc = dsreg_validated(t->m->dsreg, id);
+	if (rc != 0)
+		fail_msg("dsreg_validated(%u): %d", id, rc);
 	return id;
+}
+
+void tmds_rejoin(struct tmds *t, uint32_t ds)
+{
+	const struct dsreg_entry *e = dsreg_get(t->m->dsreg, ds);
+	if (!e)
+		fail_msg("no data server %u to rejoin", ds);
+	struct md_ds rec = e->rec;
+	struct msg_ds_register_req q = {.uuid = vb(rec.uuid), .host = vb(rec.host), .port = rec.port,
+					.total = rec.total, .avail = rec.avail};
+	uint32_t id;
+	if (dsreg_register(t->m->dsreg, &q, &id) != 0 || id != ds || dsreg_validated(t->m->dsreg, id) != 0)
+		fail_msg("data server %u could not register again", ds);
 }
 
 uint32_t tmds_heartbeat(struct tmds *t, uint32_t ds, uint64_t avail)
@@ -131,6 +148,11 @@ uint32_t tmds_heartbeat(struct tmds *t, uint32_t ds, uint64_t avail)
 	uint32_t count;
 	wbuf_init(&ids);
 	int rc = dsreg_heartbeat(t->m->dsreg, &q, &ids, &count);
+	if (rc == -ENOENT && dsreg_get(t->m->dsreg, ds)) {
+		/* Down (or the MDS restarted): a real server registers again. */
+		tmds_rejoin(t, ds);
+		rc = dsreg_heartbeat(t->m->dsreg, &q, &ids, &count);
+	}
 	wbuf_free(&ids);
 	if (rc != 0)
 		fail_msg("dsreg_heartbeat(%u): %d", ds, rc);

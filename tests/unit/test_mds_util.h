@@ -54,6 +54,9 @@ int tmds_rename(struct tmds *t, uint32_t vol, uint64_t parent, const char *name,
 /* Registers a data server and returns its id. */
 uint32_t tmds_add_ds(struct tmds *t, const char *uuid, uint16_t port, uint64_t avail);
 /* A heartbeat from ds (no deletions reported); returns the ids queued for it. */
+/* A server that was down (or met an MDS restart) registers and reports
+ * (an empty report) again, as a data server does on DS_HEARTBEAT ENOENT. */
+void tmds_rejoin(struct tmds *t, uint32_t ds);
 uint32_t tmds_heartbeat(struct tmds *t, uint32_t ds, uint64_t avail);
 
 /* CHUNK_ALLOC, decoded: chunk id, replicas in ds[] (nrep returned). */

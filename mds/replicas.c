@@ -1,0 +1,211 @@
+/*
+ * replicas: chunk reports, repair of replica sets, health (see replicas.h).
+ *
+ * A replica set only shrinks here, and always with a version bump in the
+ * same LevelDB batch: the copies left out keep the old version, and a data
+ * server serves only the version it holds or a newer one (chunkstore.c,
+ * version_ok), so a copy that missed a write can never be read by a client
+ * holding the new layout, and its server deletes it when it reports.
+ */
+#include "replicas.h"
+
+#include "layer.h"
+#include "log.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static bool holds(const struct md_chunk *c, uint32_t ds)
+{
+	for (uint32_t k = 0; k < c->nrep; k++)
+		if (c->ds[k] == ds)
+			return true;
+	return false;
+}
+
+/* Removes ds from c's replica set and bumps its version. */
+static void drop_replica(struct md_chunk *c, uint32_t ds)
+{
+	uint32_t n = 0;
+	for (uint32_t k = 0; k < c->nrep; k++)
+		if (c->ds[k] != ds)
+			c->ds[n++] = c->ds[k];
+	c->nrep = n;
+	c->version++;
+}
+
+int replicas_report(struct mds *m, const struct msg_ds_report_req *req, struct wbuf *ids, uint32_t *count)
+{
+	*count = 0;
+	if (!dsreg_get(m->dsreg, req->ds_id))
+		return -ENOENT;
+	if (req->count > REPLICAS_REPORT_MAX || (uint64_t)req->count * VDIFS_CHUNK_VERSION_LEN != req->items.len)
+		return -EBADMSG;
+	struct mdstore_txn *t = mdstore_txn_begin(m->store);
+	if (!t)
+		return -ENOMEM;
+	struct wreader r;
+	uint32_t stale = 0, unknown = 0, corrupt = 0, changed = 0;
+	int rc = 0;
+	wreader_init(&r, req->items.p, req->items.len);
+	for (uint32_t i = 0; i < req->count && rc == 0; i++) {
+		struct msg_chunk_version cv;
+		struct md_chunk c;
+		msg_chunk_version_get(&r, &cv);
+		rc = mdstore_get_chunk(t, cv.chunk_id, &c);
+		if (rc == -ENOENT) {
+			rc = 0;
+			unknown++;
+		} else if (rc < 0) {
+			break;
+		} else if (!holds(&c, req->ds_id)) {
+			stale++;
+		} else if (cv.version == 0) {
+			/* Unreadable there: that copy is lost. */
+			log_warn("data server %" PRIu32 ": chunk %016" PRIx64 " is corrupt there: dropped from its replicas",
+				 req->ds_id, c.id);
+			drop_replica(&c, req->ds_id);
+			mdstore_put_chunk(t, &c);
+			corrupt++;
+			changed++;
+		} else {
+			if (cv.version > c.version)
+				log_warn("data server %" PRIu32 ": chunk %016" PRIx64 " at version %" PRIu32
+					 ", newer than the MDS's %" PRIu32 ": kept",
+					 req->ds_id, c.id, cv.version, c.version);
+			continue; /* current, or older only in number (see replicas.h) */
+		}
+		wbuf_put_u64(ids, cv.chunk_id);
+		(*count)++;
+	}
+	if (rc == 0 && r.err)
+		rc = -EBADMSG;
+	if (rc == 0 && ids->err)
+		rc = -ENOMEM;
+	if (rc == 0 && changed) {
+		rc = mdstore_txn_commit(t);
+		t = NULL;
+	}
+	mdstore_txn_abort(t);
+	if (rc < 0)
+		return rc;
+	if (stale || unknown || corrupt)
+		log_info("data server %" PRIu32 " reported %" PRIu32 " chunks: deleting %" PRIu32
+			 " stale, %" PRIu32 " unknown, %" PRIu32 " corrupt",
+			 req->ds_id, req->count, stale, unknown, corrupt);
+	if (req->flags & VDIFS_REPORT_LAST)
+		return dsreg_validated(m->dsreg, req->ds_id);
+	return 0;
+}
+
+int replicas_repair(struct mds *m, const struct msg_chunk_repair_req *req, struct wbuf *reply)
+{
+	struct mdstore_txn *t = mdstore_txn_begin(m->store);
+	struct md_inode i;
+	struct md_chunk c;
+	uint64_t at = 0;
+	int rc;
+	if (!t)
+		return -ENOMEM;
+	rc = mdstore_get_inode(t, req->vol, req->ino, &i);
+	if (rc == 0 && !S_ISREG(i.mode))
+		rc = -EINVAL;
+	if (rc == 0) {
+		rc = mdstore_get_chunkent(t, i.layer, req->index, &at);
+		if (rc == -ENOENT || (rc == 0 && at != req->chunk_id))
+			rc = -ESTALE; /* the layout the client has is not the file's now */
+	}
+	if (rc == 0)
+		rc = layer_load_chunk(t, req->chunk_id, &c);
+	if (rc < 0)
+		goto out;
+	if (c.version == req->version) {
+		uint32_t up = 0;
+		uint32_t down[VDIFS_MAX_REPLICAS], ndown = 0;
+		for (uint32_t k = 0; k < c.nrep; k++) {
+			if (dsreg_is_up(m->dsreg, c.ds[k]))
+				up++;
+			else
+				down[ndown++] = c.ds[k];
+		}
+		if (up == 0 || ndown == 0) {
+			rc = -EAGAIN;
+			goto out;
+		}
+		for (uint32_t k = 0; k < ndown; k++)
+			drop_replica(&c, down[k]);
+		c.version = req->version + 1; /* one bump for the whole change */
+		mdstore_put_chunk(t, &c);
+		rc = mdstore_txn_commit(t);
+		t = NULL;
+		if (rc < 0)
+			goto out;
+		log_warn("chunk %016" PRIx64 ": %" PRIu32 " replica%s on servers that are down dropped; version %" PRIu32,
+			 c.id, ndown, ndown == 1 ? "" : "s", c.version);
+		t = mdstore_txn_begin(m->store);
+		if (!t) {
+			rc = -ENOMEM;
+			goto out;
+		}
+	}
+	/* Repaired now or by an earlier call: the set to write to. */
+	rc = layer_put_chunk_loc(m, t, reply, req->index, &c);
+out:
+	mdstore_txn_abort(t);
+	return rc;
+}
+
+/* Replica count of volume vol, through a one-entry cache (chunks of a
+ * volume are mostly adjacent in id order). */
+struct vol_cache {
+	uint32_t vol, replicas;
+	bool valid;
+};
+
+static uint32_t want_of(struct mdstore_txn *t, struct vol_cache *vc, const struct md_chunk *c)
+{
+	if (!vc->valid || vc->vol != c->vol) {
+		struct md_volume v;
+		vc->vol = c->vol;
+		vc->replicas = mdstore_get_volume(t, c->vol, &v) == 0 ? v.replicas : c->nrep;
+		vc->valid = true;
+	}
+	return vc->replicas;
+}
+
+int replicas_health(struct mds *m, uint64_t *under, uint64_t *lost)
+{
+	struct mdstore_key prefix;
+	struct mdstore_iter *it = NULL;
+	struct vol_cache vc = {0, 0, false};
+	struct mdstore_txn *t = mdstore_txn_begin(m->store);
+	*under = *lost = 0;
+	if (!t)
+		return -ENOMEM;
+	mdstore_key_tag(&prefix, 'K');
+	int rc = mdstore_iter_open(m->store, &prefix, NULL, &it);
+	const uint8_t *k, *v;
+	size_t kl, vl;
+	while (rc == 0 && (rc = mdstore_iter_next(it, &k, &kl, &v, &vl)) > 0) {
+		struct md_chunk c;
+		if (kl != 9 || mdstore_decode_chunk(v, vl, &c) < 0) {
+			log_error("corrupt chunk record (key length %zu)", kl);
+			rc = -EIO;
+			break;
+		}
+		uint32_t up = 0;
+		for (uint32_t r = 0; r < c.nrep; r++)
+			up += dsreg_is_up(m->dsreg, c.ds[r]);
+		if (up < want_of(t, &vc, &c))
+			(*under)++;
+		if (up == 0)
+			(*lost)++;
+		rc = 0;
+	}
+	mdstore_iter_close(it);
+	mdstore_txn_abort(t);
+	return rc < 0 ? rc : 0;
+}

@@ -1,0 +1,43 @@
+/*
+ * replicas: keeping each chunk's replica set true after failures.
+ *
+ * - A data server's chunk report (after every registration) is checked
+ *   against the chunk table: copies the MDS does not know, that are not in
+ *   the chunk's replica set any more, or that the server found corrupt are
+ *   deleted before the server is used again (a server that missed writes
+ *   while it was away never serves them).
+ * - CHUNK_REPAIR, from a client whose write failed on a replica: the
+ *   replicas on servers marked down leave the set and the chunk's version
+ *   goes up, so the client finishes its write on the others and the copies
+ *   left behind are known stale (docs/ARCHITECTURE.md, "Failures").
+ * - Health: how many chunks have fewer replicas on servers that are up
+ *   than their volume asks for.
+ */
+#ifndef VDIFS_MDS_REPLICAS_H
+#define VDIFS_MDS_REPLICAS_H
+
+#include "mds.h"
+#include "proto.h"
+
+#include <stdint.h>
+
+/* Most chunk_version records in one DS_CHUNK_REPORT. */
+#define REPLICAS_REPORT_MAX 65536u
+
+/* DS_CHUNK_REPORT: appends the ids the server must delete (u64 LE each) to
+ * ids, count in *count; the last part marks the server validated.  0,
+ * -ENOENT (unknown server: register first), -EBADMSG (items not count
+ * records, too many), -EIO, -ENOMEM. */
+int replicas_report(struct mds *m, const struct msg_ds_report_req *req, struct wbuf *ids, uint32_t *count);
+
+/* CHUNK_REPAIR: appends the chunk_loc to retry with to reply.  0, -EAGAIN
+ * (every replica up, or none), -ESTALE (the file's layer has no such
+ * chunk at index), -ENOENT (no such file), -EIO, -ENOMEM. */
+int replicas_repair(struct mds *m, const struct msg_chunk_repair_req *req, struct wbuf *reply);
+
+/* Counts chunks with fewer replicas up than their volume's replica count
+ * (under) and with none up (lost).  Walks the chunk table: an admin call.
+ * 0, -EIO, -ENOMEM. */
+int replicas_health(struct mds *m, uint64_t *under, uint64_t *lost);
+
+#endif
