@@ -30,6 +30,7 @@
 #define MOUNT_PROG "vdifs-mount"
 #define MOUNT_DEFAULT_KEY "/etc/vdifs/cluster.key"
 #define MOUNT_DEFAULT_THREADS 64
+#define MOUNT_DEFAULT_MDS_TIMEOUT 120
 #define MOUNT_MIN_IDLE_THREADS 16
 
 struct mount_opts {
@@ -40,6 +41,7 @@ struct mount_opts {
 	double attr_timeout;
 	double entry_timeout;
 	unsigned threads;
+	unsigned mds_timeout; /* s; 0: forever */
 	int help;
 	int version;
 	char *src;      /* MDS_HOST:PORT/VOLUME */
@@ -55,6 +57,7 @@ static const struct fuse_opt mount_opt_spec[] = {
 	MOUNT_OPT("attr_timeout=%lf", attr_timeout, 0),
 	MOUNT_OPT("entry_timeout=%lf", entry_timeout, 0),
 	MOUNT_OPT("threads=%u", threads, 0),
+	MOUNT_OPT("mds_timeout=%u", mds_timeout, 0),
 	MOUNT_OPT("log=%s", log, 0),
 	FUSE_OPT_KEY("ro", KEY_RO),
 	FUSE_OPT_KEY("-h", KEY_HELP),
@@ -88,8 +91,11 @@ static void mount_usage(const char *prog)
 	       "    -o entry_timeout=SEC   name cache timeout (default 1)\n"
 	       "    -o threads=N           most FUSE worker threads (default %d)\n"
 	       "    -o log=FILE            log to FILE (once detached, logs go nowhere otherwise)\n"
+	       "    -o mds_timeout=SEC     while the MDS is down or restarting, metadata operations\n"
+	       "                           wait and retry this long, then fail with EIO\n"
+	       "                           (default %d; 0: wait forever)\n"
 	       "\n",
-	       prog, MOUNT_DEFAULT_THREADS);
+	       prog, MOUNT_DEFAULT_THREADS, MOUNT_DEFAULT_MDS_TIMEOUT);
 	fuse_cmdline_help();
 	fuse_lowlevel_help();
 }
@@ -200,7 +206,8 @@ static void mount_detach_stdio(void)
 int main(int argc, char **argv)
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
-	struct mount_opts o = { .attr_timeout = 1.0, .entry_timeout = 1.0, .threads = MOUNT_DEFAULT_THREADS };
+	struct mount_opts o = { .attr_timeout = 1.0, .entry_timeout = 1.0, .threads = MOUNT_DEFAULT_THREADS,
+				.mds_timeout = MOUNT_DEFAULT_MDS_TIMEOUT };
 	struct fuse_cmdline_opts copts;
 	struct fuse_session *se = NULL;
 	struct fuse_loop_config *lcfg = NULL;
@@ -305,6 +312,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, MOUNT_PROG ": %s\n", vdifs_last_error());
 		goto out_client;
 	}
+	/* From here on (the mount exists), an MDS outage blocks and retries. */
+	vdifs_client_set_mds_wait(fs.c, o.mds_timeout == 0 || o.mds_timeout > UINT32_MAX / 1000
+						? UINT32_MAX : o.mds_timeout * 1000u);
 	fs.root_ino = mi.root_ino;
 	fs.chunk_size = mi.chunk_size;
 	fs.ro = o.ro != 0;

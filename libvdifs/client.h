@@ -57,6 +57,12 @@ struct vdifs_client *vdifs_client_new(const char *host, uint16_t port, const str
 void vdifs_client_free(struct vdifs_client *c);
 /* Timeout of one MDS call in ms (default 60000; 0: none). */
 void vdifs_client_set_timeout(struct vdifs_client *c, uint32_t ms);
+/* How long (ms) MDS calls wait through an MDS outage (connection refused,
+ * reset or silent), reconnecting with a backoff of 100 ms growing to 1 s,
+ * before they fail with EIO.  0 (the default): one immediate reconnect, then
+ * the transport error; UINT32_MAX: forever.  Mutations are tagged (see
+ * docs/protocol.md, seq tag) so a retry is applied once. */
+void vdifs_client_set_mds_wait(struct vdifs_client *c, uint32_t ms);
 /* How long (ms) a layout fetched from the MDS is trusted to say a chunk is a
  * hole before a read of that chunk fetches it again (default 1000). */
 void vdifs_client_set_layout_ttl(struct vdifs_client *c, uint32_t ms);
