@@ -685,3 +685,48 @@ int vdifs_statfs(struct vdifs_client *c, struct msg_statfs_rep *out)
 	rpc_result_free(&res);
 	return rc;
 }
+
+int vdifs_fsck(struct vdifs_client *c, bool repair, struct vdifs_fsck_summary *sum,
+	       void (*kind)(void *arg, const char *name, uint64_t found, uint64_t repaired),
+	       void (*item)(void *arg, bool repaired, const char *line), void *arg)
+{
+	struct msg_fsck_req m = {.flags = repair ? VDIFS_FSCK_REPAIR : 0};
+	struct msg_fsck_rep rep;
+	struct rpc_result res;
+	struct wbuf b;
+	wbuf_init(&b);
+	msg_fsck_req_put(&b, &m);
+	int rc = client_mds_call(c, VDIFS_MSG_FSCK, &b, &res);
+	wbuf_free(&b);
+	if (rc == 0 && msg_fsck_rep_decode(res.payload, res.len, &rep) != 0)
+		rc = client_bad_reply(VDIFS_MSG_FSCK);
+	/* Both lists are checked whole before the first callback. */
+	for (int pass = 0; pass < 2 && rc == 0; pass++) {
+		struct wreader r;
+		wreader_init(&r, rep.kinds.p, rep.kinds.len);
+		for (uint32_t i = 0; i < rep.nkinds && !r.err; i++) {
+			struct msg_fsck_count k;
+			char name[VDIFS_NAME_MAX + 1];
+			msg_fsck_count_get(&r, &k);
+			if (!r.err && pass && kind) {
+				client_copy_name(name, k.kind);
+				kind(arg, name, k.found, k.repaired);
+			}
+		}
+		bool bad = wreader_finish(&r) != 0;
+		wreader_init(&r, rep.items.p, rep.items.len);
+		for (uint32_t i = 0; i < rep.count && !r.err; i++) {
+			struct msg_fsck_item it;
+			char line[VDIFS_PATH_MAX + 1];
+			msg_fsck_item_get(&r, &it);
+			if (!r.err && pass && item && vbytes_to_cstr(it.line, line, sizeof(line)) == 0)
+				item(arg, it.repaired != 0, line);
+		}
+		if (bad || wreader_finish(&r) != 0)
+			rc = client_bad_reply(VDIFS_MSG_FSCK);
+	}
+	if (rc == 0)
+		*sum = (struct vdifs_fsck_summary){rep.keys, rep.found, rep.repaired};
+	rpc_result_free(&res);
+	return rc;
+}

@@ -14,6 +14,7 @@
 
 #include "dedup.h"
 #include "dsreg.h"
+#include "fsck.h"
 #include "flatten.h"
 #include "layer.h"
 #include "log.h"
@@ -306,6 +307,38 @@ static void h_cluster_status(struct mds *m, const struct rpc_request *req)
 	msg_cluster_status_rep_put(&b, &r);
 	rpc_reply(req, &b);
 	wbuf_free(&b);
+}
+
+/* FSCK (admin only).  Runs whole on the loop (mds/fsck.h says what that
+ * costs).  The data servers' chunk reports go here once they exist:
+ * fsck_run(m, repair, reports, nreports, &r). */
+static void h_fsck(struct mds *m, const struct rpc_request *req)
+{
+	struct msg_fsck_req q;
+	struct fsck_result r;
+	if (!decoded(req, msg_fsck_req_decode(req->payload, req->len, &q)))
+		return;
+	if (rpc_conn_role(req->conn) != VDIFS_ROLE_ADMIN) {
+		rpc_reply_error(req, -EACCES, "FSCK is for administrators only");
+		return;
+	}
+	log_info("%s: fsck%s", rpc_conn_peer(req->conn), q.flags & VDIFS_FSCK_REPAIR ? " --repair" : "");
+	int rc = fsck_run(m, q.flags & VDIFS_FSCK_REPAIR, NULL, 0, &r);
+	if (rc < 0) {
+		fail(req, rc, "fsck");
+	} else {
+		struct msg_fsck_rep rep = {
+			.keys = r.keys, .found = r.found, .repaired = r.repaired,
+			.nkinds = r.nkinds, .kinds = {r.kinds.data, (uint32_t)r.kinds.len},
+			.count = r.count, .items = {r.items.data, (uint32_t)r.items.len},
+		};
+		struct wbuf b;
+		wbuf_init(&b);
+		msg_fsck_rep_put(&b, &rep);
+		rpc_reply(req, &b);
+		wbuf_free(&b);
+	}
+	fsck_result_free(&r);
 }
 
 /* ---- namespace --------------------------------------------------------------- */
@@ -1063,6 +1096,7 @@ void handlers_dispatch(void *arg, const struct rpc_request *req)
 	case VDIFS_MSG_STATFS: h_statfs(m, req); break;
 	case VDIFS_MSG_DS_LIST: h_ds_list(m, req); break;
 	case VDIFS_MSG_CLUSTER_STATUS: h_cluster_status(m, req); break;
+	case VDIFS_MSG_FSCK: h_fsck(m, req); break;
 	case VDIFS_MSG_LOOKUP: h_lookup(m, req); break;
 	case VDIFS_MSG_GETATTR: h_getattr(m, req); break;
 	case VDIFS_MSG_SETATTR: h_setattr(m, req); break;
