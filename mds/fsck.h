@@ -28,8 +28,9 @@
  *
  * Cost: one pass over every key (the whole store is read into hash tables:
  * about 100 bytes of memory per inode, layer and chunk), run on the MDS
- * loop.  A store of a million inodes takes on the order of a second, during
- * which other requests wait; it is an administrator's command, run rarely.
+ * loop, not in slices: other requests wait until it is done (linear in the
+ * records; not measured on a large store yet).  It is an administrator's
+ * command, run rarely.
  */
 #ifndef VDIFS_MDS_FSCK_H
 #define VDIFS_MDS_FSCK_H

@@ -33,6 +33,7 @@
  *                 u64 avail | u64 used | u64 nchunks
  *   G ds chunk -> empty
  *   O vol ino  -> empty
+ *   R session seq -> u8 fmt | u16 type | u32 crc | i64 time_s (mds/dedup.c)
  *   M name [u32 vol] -> u64 counter ("vol", "layer", "chunk", "ds": next id;
  *                 "ino"+vol: next inode; "inodes"+vol: live inodes;
  *                 "chunks": live chunks; "vchunks"+vol: live chunks of a volume)
