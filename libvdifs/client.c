@@ -382,13 +382,16 @@ int client_mds_call(struct vdifs_client *c, uint16_t type, const struct wbuf *re
 		}
 		rc = rpc_call(p, (uint16_t)(tagged ? type | VDIFS_SEQ_BIT : type), payload, NULL, 0, res,
 			      c->timeout_ms);
+		/* A silent MDS counts as an outage only for a caller that waits
+		 * through them; others get the timeout, as ever. */
 		bool dead = rpc_peer_dead(p);
-		if (rc == 0 || (!dead && rc != -ETIMEDOUT)) {
+		if (rc == 0 || (!dead && (rc != -ETIMEDOUT || c->mds_wait_ms == 0))) {
 			client_mds_reachable(c);
 			if (rc != 0 && res->message[0])
 				client_seterr("%s", res->message);
 			else if (rc != 0)
 				client_seterr("%s: %s", proto_msg_name(type), strerror(-rc));
+			client_err_transport = rc == -ETIMEDOUT;
 			break;
 		}
 		char why[256];
