@@ -30,6 +30,7 @@
 #define MOUNT_PROG "vdifs-mount"
 #define MOUNT_DEFAULT_KEY "/etc/vdifs/cluster.key"
 #define MOUNT_DEFAULT_THREADS 64
+#define MOUNT_DEFAULT_MDS_TIMEOUT 120
 #define MOUNT_MIN_IDLE_THREADS 16
 
 struct mount_opts {
@@ -40,7 +41,8 @@ struct mount_opts {
 	double attr_timeout;
 	double entry_timeout;
 	unsigned threads;
-	unsigned io_timeout; /* seconds */
+	unsigned io_timeout;  /* s; 0: forever */
+	unsigned mds_timeout; /* s; 0: forever */
 	int help;
 	int version;
 	char *src;      /* MDS_HOST:PORT/VOLUME */
@@ -57,6 +59,7 @@ static const struct fuse_opt mount_opt_spec[] = {
 	MOUNT_OPT("entry_timeout=%lf", entry_timeout, 0),
 	MOUNT_OPT("threads=%u", threads, 0),
 	MOUNT_OPT("io_timeout=%u", io_timeout, 0),
+	MOUNT_OPT("mds_timeout=%u", mds_timeout, 0),
 	MOUNT_OPT("log=%s", log, 0),
 	FUSE_OPT_KEY("ro", KEY_RO),
 	FUSE_OPT_KEY("-h", KEY_HELP),
@@ -92,8 +95,11 @@ static void mount_usage(const char *prog)
 	       "    -o io_timeout=SEC      how long a write retries while data servers fail\n"
 	       "                           before it fails with EIO (default %u; 0: forever)\n"
 	       "    -o log=FILE            log to FILE (once detached, logs go nowhere otherwise)\n"
+	       "    -o mds_timeout=SEC     while the MDS is down or restarting, metadata operations\n"
+	       "                           wait and retry this long, then fail with EIO\n"
+	       "                           (default %d; 0: wait forever)\n"
 	       "\n",
-	       prog, MOUNT_DEFAULT_THREADS, VDIFS_IO_TIMEOUT_DEFAULT_MS / 1000);
+	       prog, MOUNT_DEFAULT_THREADS, VDIFS_IO_TIMEOUT_DEFAULT_MS / 1000, MOUNT_DEFAULT_MDS_TIMEOUT);
 	fuse_cmdline_help();
 	fuse_lowlevel_help();
 }
@@ -205,7 +211,7 @@ int main(int argc, char **argv)
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
 	struct mount_opts o = { .attr_timeout = 1.0, .entry_timeout = 1.0, .threads = MOUNT_DEFAULT_THREADS,
-				.io_timeout = VDIFS_IO_TIMEOUT_DEFAULT_MS / 1000 };
+				.io_timeout = VDIFS_IO_TIMEOUT_DEFAULT_MS / 1000, .mds_timeout = MOUNT_DEFAULT_MDS_TIMEOUT };
 	struct fuse_cmdline_opts copts;
 	struct fuse_session *se = NULL;
 	struct fuse_loop_config *lcfg = NULL;
@@ -311,6 +317,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, MOUNT_PROG ": %s\n", vdifs_last_error());
 		goto out_client;
 	}
+	/* From here on (the mount exists), an MDS outage blocks and retries. */
+	vdifs_client_set_mds_wait(fs.c, o.mds_timeout == 0 || o.mds_timeout > UINT32_MAX / 1000
+						? UINT32_MAX : o.mds_timeout * 1000u);
 	fs.root_ino = mi.root_ino;
 	fs.chunk_size = mi.chunk_size;
 	fs.ro = o.ro != 0;

@@ -21,11 +21,19 @@
  */
 #include "client_int.h"
 
+#include "log.h"
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+/* Backoff of MDS reconnects during an outage. */
+#define CLIENT_MDS_BACKOFF_MIN_MS 100
+#define CLIENT_MDS_BACKOFF_MAX_MS 1000
 
 struct grave {
 	struct grave *next;
@@ -102,6 +110,12 @@ struct vdifs_client *vdifs_client_new(const char *host, uint16_t port, const str
 	c->timeout_ms = 60000;
 	c->io_timeout_ms = VDIFS_IO_TIMEOUT_DEFAULT_MS;
 	c->layout_ttl_ms = 1000;
+	c->next_seq = 1;
+	/* The seq-tag session: random, so no two clients (or two lives of
+	 * one) share it; 0 means "untagged" on the wire. */
+	while (c->session == 0)
+		if (getrandom(&c->session, sizeof(c->session), 0) != sizeof(c->session))
+			c->session = (uint64_t)client_now_ms() * 0x9E3779B97F4A7C15ull ^ (uint64_t)getpid();
 	if (pthread_mutex_init(&c->lock, NULL) != 0)
 		goto fail_free;
 	c->loop = rpc_loop_start();
@@ -149,6 +163,7 @@ void vdifs_client_free(struct vdifs_client *c)
 void vdifs_client_set_timeout(struct vdifs_client *c, uint32_t ms) { c->timeout_ms = ms; }
 void vdifs_client_set_layout_ttl(struct vdifs_client *c, uint32_t ms) { c->layout_ttl_ms = ms; }
 void vdifs_client_set_io_timeout(struct vdifs_client *c, uint32_t ms) { c->io_timeout_ms = ms; }
+void vdifs_client_set_mds_wait(struct vdifs_client *c, uint32_t ms) { c->mds_wait_ms = ms; }
 
 static struct rpc_peer *client_new_peer(struct vdifs_client *c, const char *host, uint16_t port)
 {
@@ -244,6 +259,97 @@ struct rpc_peer *client_ds_peer(struct vdifs_client *c, struct vdifs_ds *d)
 
 /* ---- MDS calls ------------------------------------------------------------------ */
 
+/* A tagged call in flight: its seq bounds the acked of every tagged call. */
+struct client_seq {
+	uint64_t seq;
+	struct client_seq *next;
+};
+
+/* Takes the next seq and lists cs as in flight. */
+static void client_seq_begin(struct vdifs_client *c, struct client_seq *cs)
+{
+	pthread_mutex_lock(&c->lock);
+	cs->seq = c->next_seq++;
+	cs->next = c->inflight;
+	c->inflight = cs;
+	pthread_mutex_unlock(&c->lock);
+}
+
+static void client_seq_end(struct vdifs_client *c, struct client_seq *cs)
+{
+	pthread_mutex_lock(&c->lock);
+	struct client_seq **pp = &c->inflight;
+	while (*pp != cs)
+		pp = &(*pp)->next;
+	*pp = cs->next;
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* The lowest seq still in flight: the MDS may forget every record below. */
+static uint64_t client_seq_acked(struct vdifs_client *c)
+{
+	pthread_mutex_lock(&c->lock);
+	uint64_t low = c->next_seq;
+	for (const struct client_seq *cs = c->inflight; cs; cs = cs->next)
+		if (cs->seq < low)
+			low = cs->seq;
+	pthread_mutex_unlock(&c->lock);
+	return low;
+}
+
+/* A call found the MDS unreachable: logs the outage once. */
+static void client_mds_outage(struct vdifs_client *c, const char *why)
+{
+	pthread_mutex_lock(&c->lock);
+	bool first = c->outage_since_ms == 0;
+	if (first) {
+		c->outage_since_ms = client_now_ms();
+		c->outage_gave_up = false;
+	}
+	pthread_mutex_unlock(&c->lock);
+	if (first && c->mds_wait_ms == UINT32_MAX)
+		log_warn("MDS %s:%u unreachable (%s): metadata operations wait and retry until it is back",
+			 c->mds_host, c->mds_port, why);
+	else if (first)
+		log_warn("MDS %s:%u unreachable (%s): metadata operations wait and retry for up to %u s",
+			 c->mds_host, c->mds_port, why, c->mds_wait_ms / 1000);
+}
+
+/* A call got an answer: ends an outage (logged once). */
+static void client_mds_reachable(struct vdifs_client *c)
+{
+	pthread_mutex_lock(&c->lock);
+	uint64_t since = c->outage_since_ms;
+	c->outage_since_ms = 0;
+	pthread_mutex_unlock(&c->lock);
+	if (since)
+		log_warn("MDS %s:%u reachable again after %.1f s", c->mds_host, c->mds_port,
+			 (double)(client_now_ms() - since) / 1000.0);
+}
+
+/* One call gave up: logs that once per outage, and says so to the caller. */
+static int client_mds_give_up(struct vdifs_client *c, uint16_t type, const char *why)
+{
+	pthread_mutex_lock(&c->lock);
+	bool first = !c->outage_gave_up;
+	c->outage_gave_up = true;
+	pthread_mutex_unlock(&c->lock);
+	if (first)
+		log_error("MDS %s:%u unreachable for %u s (mds_timeout): failing metadata operations with EIO "
+			  "until it answers (%s)", c->mds_host, c->mds_port, c->mds_wait_ms / 1000, why);
+	client_seterr("%s:%u: MDS unreachable for %u s (mds_timeout), %s failed: %s", c->mds_host, c->mds_port,
+		      c->mds_wait_ms / 1000, proto_msg_name(type), why);
+	client_err_transport = true;
+	return -EIO;
+}
+
+/*
+ * One MDS call.  A dead connection (or one silent for timeout_ms) is replaced
+ * at once; after that, with mds_wait_ms set, the call waits through the
+ * outage with backoff.  A mutation proto_msg_exactly_once() covers goes out
+ * tagged with the same (session, seq) on every attempt, so one the MDS
+ * applied before dying is answered, not applied again.
+ */
 int client_mds_call(struct vdifs_client *c, uint16_t type, const struct wbuf *req,
 		    struct rpc_result *res)
 {
@@ -252,34 +358,70 @@ int client_mds_call(struct vdifs_client *c, uint16_t type, const struct wbuf *re
 		client_seterr("out of memory");
 		return -ENOMEM;
 	}
+	struct client_seq cs;
+	bool tagged = proto_msg_exactly_once(type);
+	struct wbuf tb;
+	wbuf_init(&tb);
+	if (tagged)
+		client_seq_begin(c, &cs);
+	uint64_t start = client_now_ms();
+	uint32_t backoff = CLIENT_MDS_BACKOFF_MIN_MS;
+	int rc;
 	for (int attempt = 0;; attempt++) {
+		const struct wbuf *payload = req;
+		if (tagged) {
+			struct msg_seq_tag tag = {.session = c->session, .seq = cs.seq, .acked = client_seq_acked(c)};
+			wbuf_reset(&tb);
+			wbuf_put_raw(&tb, req->data, req->len);
+			msg_seq_tag_put(&tb, &tag);
+			payload = &tb;
+		}
 		struct rpc_peer *p = client_mds_peer(c);
-		if (!p) {
+		if (!p || payload->err) {
 			client_seterr("out of memory");
-			return -ENOMEM;
+			rc = -ENOMEM;
+			break;
 		}
-		int rc = rpc_call(p, type, req, NULL, 0, res, c->timeout_ms);
-		if (rc == 0)
-			return 0;
-		if (rpc_peer_dead(p)) {
-			char why[256];
-			snprintf(why, sizeof(why), "%s", res->message[0] ? res->message : rpc_peer_error(p));
-			client_mds_retire(c, p);
-			if (attempt == 0) {
-				rpc_result_free(res);
-				memset(res, 0, sizeof(*res));
-				continue;
-			}
+		rc = rpc_call(p, (uint16_t)(tagged ? type | VDIFS_SEQ_BIT : type), payload, NULL, 0, res,
+			      c->timeout_ms);
+		/* A silent MDS counts as an outage only for a caller that waits
+		 * through them; others get the timeout, as ever. */
+		bool dead = rpc_peer_dead(p);
+		if (rc == 0 || (!dead && (rc != -ETIMEDOUT || c->mds_wait_ms == 0))) {
+			client_mds_reachable(c);
+			if (rc != 0 && res->message[0])
+				client_seterr("%s", res->message);
+			else if (rc != 0)
+				client_seterr("%s: %s", proto_msg_name(type), strerror(-rc));
+			client_err_transport = rc == -ETIMEDOUT;
+			break;
+		}
+		char why[256];
+		snprintf(why, sizeof(why), "%s",
+			 !dead ? "no reply" : res->message[0] ? res->message : rpc_peer_error(p));
+		client_mds_retire(c, p);
+		rpc_result_free(res);
+		memset(res, 0, sizeof(*res));
+		if (attempt == 0)
+			continue; /* a connection that died while idle: reconnect at once */
+		if (c->mds_wait_ms == 0) {
 			client_set_transport_err(c->mds_host, c->mds_port, why);
-			return rc;
+			break;
 		}
-		if (res->message[0])
-			client_seterr("%s", res->message);
-		else
-			client_seterr("%s: %s", proto_msg_name(type), strerror(-rc));
-		client_err_transport = rc == -ETIMEDOUT;
-		return rc;
+		char prefix[300];
+		client_mds_outage(c, client_peer_prefix(prefix, sizeof(prefix), c->mds_host, c->mds_port, why));
+		uint64_t waited = client_now_ms() - start;
+		if (c->mds_wait_ms != UINT32_MAX && waited >= c->mds_wait_ms) {
+			rc = client_mds_give_up(c, type, why);
+			break;
+		}
+		usleep(backoff * 1000u);
+		backoff = backoff * 2 > CLIENT_MDS_BACKOFF_MAX_MS ? CLIENT_MDS_BACKOFF_MAX_MS : backoff * 2;
 	}
+	if (tagged)
+		client_seq_end(c, &cs);
+	wbuf_free(&tb);
+	return rc;
 }
 
 int client_bad_reply(uint16_t type)
@@ -545,6 +687,51 @@ int vdifs_statfs(struct vdifs_client *c, struct msg_statfs_rep *out)
 	wbuf_free(&b);
 	if (rc == 0 && msg_statfs_rep_decode(res.payload, res.len, out) != 0)
 		rc = client_bad_reply(VDIFS_MSG_STATFS);
+	rpc_result_free(&res);
+	return rc;
+}
+
+int vdifs_fsck(struct vdifs_client *c, bool repair, struct vdifs_fsck_summary *sum,
+	       void (*kind)(void *arg, const char *name, uint64_t found, uint64_t repaired),
+	       void (*item)(void *arg, bool repaired, const char *line), void *arg)
+{
+	struct msg_fsck_req m = {.flags = repair ? VDIFS_FSCK_REPAIR : 0};
+	struct msg_fsck_rep rep;
+	struct rpc_result res;
+	struct wbuf b;
+	wbuf_init(&b);
+	msg_fsck_req_put(&b, &m);
+	int rc = client_mds_call(c, VDIFS_MSG_FSCK, &b, &res);
+	wbuf_free(&b);
+	if (rc == 0 && msg_fsck_rep_decode(res.payload, res.len, &rep) != 0)
+		rc = client_bad_reply(VDIFS_MSG_FSCK);
+	/* Both lists are checked whole before the first callback. */
+	for (int pass = 0; pass < 2 && rc == 0; pass++) {
+		struct wreader r;
+		wreader_init(&r, rep.kinds.p, rep.kinds.len);
+		for (uint32_t i = 0; i < rep.nkinds && !r.err; i++) {
+			struct msg_fsck_count k;
+			char name[VDIFS_NAME_MAX + 1];
+			msg_fsck_count_get(&r, &k);
+			if (!r.err && pass && kind) {
+				client_copy_name(name, k.kind);
+				kind(arg, name, k.found, k.repaired);
+			}
+		}
+		bool bad = wreader_finish(&r) != 0;
+		wreader_init(&r, rep.items.p, rep.items.len);
+		for (uint32_t i = 0; i < rep.count && !r.err; i++) {
+			struct msg_fsck_item it;
+			char line[VDIFS_PATH_MAX + 1];
+			msg_fsck_item_get(&r, &it);
+			if (!r.err && pass && item && vbytes_to_cstr(it.line, line, sizeof(line)) == 0)
+				item(arg, it.repaired != 0, line);
+		}
+		if (bad || wreader_finish(&r) != 0)
+			rc = client_bad_reply(VDIFS_MSG_FSCK);
+	}
+	if (rc == 0)
+		*sum = (struct vdifs_fsck_summary){rep.keys, rep.found, rep.repaired};
 	rpc_result_free(&res);
 	return rc;
 }

@@ -57,6 +57,12 @@ struct vdifs_client *vdifs_client_new(const char *host, uint16_t port, const str
 void vdifs_client_free(struct vdifs_client *c);
 /* Timeout of one MDS call in ms (default 60000; 0: none). */
 void vdifs_client_set_timeout(struct vdifs_client *c, uint32_t ms);
+/* How long (ms) MDS calls wait through an MDS outage (connection refused,
+ * reset or silent), reconnecting with a backoff of 100 ms growing to 1 s,
+ * before they fail with EIO.  0 (the default): one immediate reconnect, then
+ * the transport error; UINT32_MAX: forever.  Mutations are tagged (see
+ * docs/protocol.md, seq tag) so a retry is applied once. */
+void vdifs_client_set_mds_wait(struct vdifs_client *c, uint32_t ms);
 /* How long (ms) a layout fetched from the MDS is trusted to say a chunk is a
  * hole before a read of that chunk fetches it again (default 1000). */
 void vdifs_client_set_layout_ttl(struct vdifs_client *c, uint32_t ms);
@@ -317,5 +323,17 @@ typedef int (*vdifs_chunk_seek_fn)(void *arg, const struct vdifs_chunk *ch, uint
  * Returns the offset, -ENXIO, or -errno from fn. */
 int64_t vdifs_seek_layout(struct vdifs_layout *l, pthread_mutex_t *lock, uint64_t chunk_size,
 			  uint64_t size, uint64_t off, int whence, vdifs_chunk_seek_fn fn, void *arg);
+
+/* FSCK (admin): the MDS checks its store, and with repair fixes what is
+ * safe (docs/OPERATIONS.md).  Calls kind once per kind of inconsistency found
+ * and item once per reported line (the MDS sends at most
+ * VDIFS_FSCK_ITEMS_MAX; the counts are whole); either may be NULL.  0 with
+ * *sum filled, or -errno (a transport or MDS error, or a malformed reply). */
+struct vdifs_fsck_summary {
+	uint64_t keys, found, repaired;
+};
+int vdifs_fsck(struct vdifs_client *c, bool repair, struct vdifs_fsck_summary *sum,
+	       void (*kind)(void *arg, const char *name, uint64_t found, uint64_t repaired),
+	       void (*item)(void *arg, bool repaired, const char *line), void *arg);
 
 #endif

@@ -42,6 +42,7 @@ struct vdifs_ds {
 
 struct grave; /* a dead rpc_peer kept until the client is freed (client.c) */
 struct inode; /* state of one open inode (client_file.c) */
+struct client_seq; /* a tagged MDS call in flight (client.c) */
 
 struct vdifs_client {
 	struct rpc_loop *loop;
@@ -61,6 +62,14 @@ struct vdifs_client {
 	struct vdifs_ds *ds;
 	struct grave *graves;
 	struct inode *itab[CLIENT_ITAB];
+	/* MDS outages (client.c): calls wait up to mds_wait_ms; tagged
+	 * mutations carry (session, seq, lowest seq in flight). */
+	uint32_t mds_wait_ms;
+	uint64_t session;
+	uint64_t next_seq;           /* under lock */
+	struct client_seq *inflight; /* tagged calls in flight, under lock */
+	uint64_t outage_since_ms;    /* 0: the MDS answers; under lock */
+	bool outage_gave_up;         /* a call failed in this outage (logged) */
 };
 
 static inline uint64_t client_now_ms(void)

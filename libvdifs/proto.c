@@ -10,12 +10,32 @@
 
 const char *proto_msg_name(uint16_t type)
 {
-	switch (type & ~VDIFS_REPLY_BIT) {
+	switch (type & ~(VDIFS_REPLY_BIT | VDIFS_SEQ_BIT)) {
 #define VDIFS_NAME_CASE(name, num) case num: return #name;
 		VDIFS_MSG_TYPES(VDIFS_NAME_CASE)
 #undef VDIFS_NAME_CASE
 	}
 	return "?";
+}
+
+bool proto_msg_exactly_once(uint16_t type)
+{
+	switch (type) {
+	case VDIFS_MSG_SETATTR:
+	case VDIFS_MSG_MKNOD:
+	case VDIFS_MSG_SYMLINK:
+	case VDIFS_MSG_LINK:
+	case VDIFS_MSG_UNLINK:
+	case VDIFS_MSG_RMDIR:
+	case VDIFS_MSG_RENAME:
+	case VDIFS_MSG_SETXATTR:
+	case VDIFS_MSG_REMOVEXATTR:
+	case VDIFS_MSG_SNAP_CREATE:
+	case VDIFS_MSG_SNAP_DELETE:
+	case VDIFS_MSG_SNAP_REVERT:
+	case VDIFS_MSG_CLONE: return true;
+	default: return false;
+	}
 }
 
 /* Per-kind writers. */

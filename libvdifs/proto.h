@@ -26,6 +26,7 @@
 
 #include "wire.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #define VDIFS_PROTO_MAGIC 0x53464456u /* "VDFS" little-endian */
@@ -56,6 +57,7 @@ enum vdifs_role { VDIFS_ROLE_CLIENT = 1, VDIFS_ROLE_DS = 2, VDIFS_ROLE_ADMIN = 3
 	X(HELLO, 1) X(AUTH, 2)                                               \
 	X(VOL_CREATE, 16) X(VOL_LIST, 17) X(VOL_REMOVE, 18) X(VOL_SET, 19)   \
 	X(MOUNT, 20) X(STATFS, 21) X(DS_LIST, 22) X(CLUSTER_STATUS, 23)      \
+	X(FSCK, 31)                                                          \
 	X(LOOKUP, 32) X(GETATTR, 33) X(SETATTR, 34) X(MKNOD, 35)             \
 	X(SYMLINK, 36) X(LINK, 37) X(UNLINK, 38) X(RMDIR, 39) X(RENAME, 40)  \
 	X(READLINK, 41) X(READDIR, 42) X(SETXATTR, 43) X(GETXATTR, 44)       \
@@ -151,6 +153,31 @@ const char *proto_msg_name(uint16_t type);
 #define REC_cluster_status_rep(F)                                            \
 	F(U32, volumes) F(U32, ds_up) F(U32, ds_total) F(U64, chunks)        \
 	F(U64, total) F(U64, avail) F(U64, used) F(U64, under) F(U64, lost)
+
+/* ---- fsck and retried mutations (issue 4) ------------------------------ */
+/* FSCK (admin): checks the MDS's own state; flags VDIFS_FSCK_REPAIR fixes
+ * what is safe.  Reply: per-kind counts (fsck_count) and the first findings
+ * as lines (fsck_item; at most VDIFS_FSCK_ITEMS_MAX, the counts are whole). */
+#define REC_fsck_req(F) F(U32, flags)
+#define REC_fsck_count(F) F(NAME, kind) F(U64, found) F(U64, repaired)
+#define REC_fsck_item(F) F(U8, repaired) F(PATH, line)
+#define REC_fsck_rep(F)                                                      \
+	F(U64, keys) F(U64, found) F(U64, repaired) F(U32, nkinds)           \
+	F(BLOB, kinds) F(U32, count) F(BLOB, items)
+#define VDIFS_FSCK_ITEMS_MAX 2000
+enum { VDIFS_FSCK_REPAIR = 1 << 0 };
+/* A request whose type has VDIFS_SEQ_BIT set carries a seq_tag
+ * (VDIFS_SEQ_TAG_LEN bytes) after its record: session (random, non-zero,
+ * fixed for the client's life), seq (numbers its tagged requests) and acked
+ * (lowest seq it may still retry).  The MDS applies a tagged mutation once:
+ * a retry of an applied one is answered from the current state.  The reply
+ * carries the plain type | VDIFS_REPLY_BIT. */
+#define VDIFS_SEQ_BIT 0x4000u
+/* Whether a tagged request of this type is applied exactly once (the
+ * namespace, attribute, xattr, snapshot and clone mutations). */
+bool proto_msg_exactly_once(uint16_t type);
+#define REC_seq_tag(F) F(U64, session) F(U64, seq) F(U64, acked)
+#define VDIFS_SEQ_TAG_LEN 24
 
 /* ---- namespace ----------------------------------------------------------- */
 #define REC_lookup_req(F) F(U32, vol) F(U64, parent) F(NAME, name)
@@ -300,7 +327,8 @@ const char *proto_msg_name(uint16_t type);
 	R(ds_heartbeat_req) R(ds_heartbeat_rep) R(ds_write_req)              \
 	R(ds_io_rep) R(ds_read_req) R(ds_read_rep) R(ds_punch_req)           \
 	R(ds_sync_req) R(ds_seek_req) R(ds_seek_rep) R(ds_chunk_req)         \
-	R(ds_stat_rep) R(ds_copy_req)
+	R(ds_stat_rep) R(ds_copy_req)                                        \
+	R(fsck_req) R(fsck_count) R(fsck_item) R(fsck_rep) R(seq_tag)
 
 /* C types of the field kinds. */
 #define PROTO_CTYPE_U8 uint8_t

@@ -12,7 +12,9 @@
  */
 #include "handlers.h"
 
+#include "dedup.h"
 #include "dsreg.h"
+#include "fsck.h"
 #include "flatten.h"
 #include "layer.h"
 #include "log.h"
@@ -34,6 +36,8 @@
 
 /* Period of the retry of deferred CHUNK_ALLOCs. */
 #define HANDLERS_RETRY_MS 100
+/* Period of the sweep of old duplicate-request records (mds/dedup.h). */
+#define HANDLERS_SWEEP_S 600
 
 /* A request waiting for the registry to settle; holds a connection ref. */
 struct deferred {
@@ -45,6 +49,7 @@ struct deferred {
 struct handlers {
 	struct mds *m;
 	struct event *retry;
+	struct event *sweep; /* periodic dedup_sweep */
 	struct deferred *pending; /* in arrival order */
 	struct deferred **tail;
 };
@@ -308,6 +313,38 @@ static void h_cluster_status(struct mds *m, const struct rpc_request *req)
 	msg_cluster_status_rep_put(&b, &r);
 	rpc_reply(req, &b);
 	wbuf_free(&b);
+}
+
+/* FSCK (admin only).  Runs whole on the loop (mds/fsck.h says what that
+ * costs).  The data servers' chunk reports go here once they exist:
+ * fsck_run(m, repair, reports, nreports, &r). */
+static void h_fsck(struct mds *m, const struct rpc_request *req)
+{
+	struct msg_fsck_req q;
+	struct fsck_result r;
+	if (!decoded(req, msg_fsck_req_decode(req->payload, req->len, &q)))
+		return;
+	if (rpc_conn_role(req->conn) != VDIFS_ROLE_ADMIN) {
+		rpc_reply_error(req, -EACCES, "FSCK is for administrators only");
+		return;
+	}
+	log_info("%s: fsck%s", rpc_conn_peer(req->conn), q.flags & VDIFS_FSCK_REPAIR ? " --repair" : "");
+	int rc = fsck_run(m, q.flags & VDIFS_FSCK_REPAIR, NULL, 0, &r);
+	if (rc < 0) {
+		fail(req, rc, "fsck");
+	} else {
+		struct msg_fsck_rep rep = {
+			.keys = r.keys, .found = r.found, .repaired = r.repaired,
+			.nkinds = r.nkinds, .kinds = {r.kinds.data, (uint32_t)r.kinds.len},
+			.count = r.count, .items = {r.items.data, (uint32_t)r.items.len},
+		};
+		struct wbuf b;
+		wbuf_init(&b);
+		msg_fsck_rep_put(&b, &rep);
+		rpc_reply(req, &b);
+		wbuf_free(&b);
+	}
+	fsck_result_free(&r);
 }
 
 /* ---- namespace --------------------------------------------------------------- */
@@ -944,7 +981,116 @@ static void h_ds_chunk_report(struct mds *m, const struct rpc_request *req)
 	reply_delete_ids(req, &ids, count);
 }
 
+/* ---- retried mutations (seq tags, mds/dedup.h) ------------------------------------ */
+
+/* Answers a retry of a mutation that was applied (before a crash, or while
+ * the client's connection died) from the current state, as the first
+ * attempt would have been answered. */
+static void replay(struct mds *m, const struct rpc_request *req)
+{
+	struct vdifs_attr a;
+	int rc = 0;
+	bool attr = true;
+	union {
+		struct msg_setattr_req setattr;
+		struct msg_mknod_req mknod;
+		struct msg_symlink_req symlink;
+		struct msg_link_req link;
+		struct msg_snap_req snap;
+		struct msg_clone_req clone;
+	} q;
+	switch (req->type) {
+	case VDIFS_MSG_SETATTR:
+		if (!decoded(req, msg_setattr_req_decode(req->payload, req->len, &q.setattr)))
+			return;
+		rc = namespace_getattr(m, q.setattr.vol, q.setattr.ino, &a);
+		break;
+	case VDIFS_MSG_MKNOD:
+		if (!decoded(req, msg_mknod_req_decode(req->payload, req->len, &q.mknod)))
+			return;
+		rc = namespace_lookup(m, q.mknod.vol, q.mknod.parent, q.mknod.name, &a);
+		break;
+	case VDIFS_MSG_SYMLINK:
+		if (!decoded(req, msg_symlink_req_decode(req->payload, req->len, &q.symlink)))
+			return;
+		rc = namespace_lookup(m, q.symlink.vol, q.symlink.parent, q.symlink.name, &a);
+		break;
+	case VDIFS_MSG_LINK:
+		if (!decoded(req, msg_link_req_decode(req->payload, req->len, &q.link)))
+			return;
+		rc = namespace_lookup(m, q.link.vol, q.link.newparent, q.link.newname, &a);
+		break;
+	case VDIFS_MSG_SNAP_CREATE:
+	case VDIFS_MSG_SNAP_REVERT:
+		if (!decoded(req, msg_snap_req_decode(req->payload, req->len, &q.snap)))
+			return;
+		rc = namespace_lookup(m, q.snap.vol, q.snap.parent, req->type == VDIFS_MSG_SNAP_CREATE ? namespace_snapdir : q.snap.name, &a);
+		if (rc == 0 && req->type == VDIFS_MSG_SNAP_CREATE) {
+			char n[2 * VDIFS_NAME_MAX + 2];
+			int l = snprintf(n, sizeof(n), "%.*s@%.*s", NAMEA(q.snap.name), NAMEA(q.snap.snap));
+			rc = namespace_lookup(m, q.snap.vol, a.ino, (struct vbytes){(const uint8_t *)n, (uint32_t)l}, &a);
+		}
+		break;
+	case VDIFS_MSG_CLONE:
+		if (!decoded(req, msg_clone_req_decode(req->payload, req->len, &q.clone)))
+			return;
+		rc = q.clone.dst ? namespace_getattr(m, q.clone.vol, q.clone.dst, &a)
+				 : namespace_lookup(m, q.clone.vol, q.clone.parent, q.clone.name, &a);
+		break;
+	default: attr = false; break; /* UNLINK RMDIR RENAME SETXATTR REMOVEXATTR SNAP_DELETE */
+	}
+	if (rc < 0)
+		fail(req, rc, "%s applied before a restart, but its result changed since", proto_msg_name(req->type));
+	else if (attr)
+		reply_attr(req, &a);
+	else
+		rpc_reply(req, NULL);
+}
+
+/* A request with a seq tag: strips the tag, then applies a covered mutation
+ * once (its dedup record rides in its own write batch) or answers a retry
+ * of an applied one with replay(). */
+static void dispatch_tagged(struct handlers *h, const struct rpc_request *req)
+{
+	struct dedup_tag tag;
+	struct rpc_request r = *req;
+	r.type = (uint16_t)(req->type & ~VDIFS_SEQ_BIT);
+	if (!decoded(&r, dedup_split(req->payload, req->len, &r.len, &tag)))
+		return;
+	if (!proto_msg_exactly_once(r.type)) {
+		handlers_dispatch(h, &r);
+		return;
+	}
+	int seen = dedup_seen(h->m, &tag, r.type, r.payload, r.len);
+	if (seen < 0) {
+		fail(&r, seen, "%s: duplicate-request cache", proto_msg_name(r.type));
+	} else if (seen) {
+		log_info("%s: %s seq %llu of session %016llx was applied already: answered from the current state",
+			 rpc_conn_peer(req->conn), proto_msg_name(r.type), (unsigned long long)tag.seq,
+			 (unsigned long long)tag.session);
+		replay(h->m, &r);
+	} else {
+		struct dedup_arm a;
+		dedup_arm(h->m, &a, &tag, r.type, r.payload, r.len);
+		handlers_dispatch(h, &r);
+		dedup_disarm(h->m);
+	}
+}
+
 /* ---- dispatch ------------------------------------------------------------------ */
+
+static void sweep_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct handlers *h = arg;
+	uint64_t n = 0;
+	int rc = dedup_sweep(h->m, DEDUP_TTL_S, &n);
+	if (rc < 0)
+		log_error("sweeping duplicate-request records: %s", strerror(-rc));
+	else if (n)
+		log_info("dropped %llu duplicate-request records older than %d s", (unsigned long long)n, DEDUP_TTL_S);
+}
 
 int handlers_new(struct event_base *base, struct mds *m, struct handlers **out)
 {
@@ -954,7 +1100,13 @@ int handlers_new(struct event_base *base, struct mds *m, struct handlers **out)
 	h->m = m;
 	h->tail = &h->pending;
 	h->retry = evtimer_new(base, retry_cb, h);
-	if (!h->retry) {
+	h->sweep = event_new(base, -1, EV_PERSIST, sweep_cb, h);
+	struct timeval every = {.tv_sec = HANDLERS_SWEEP_S};
+	if (!h->retry || !h->sweep || event_add(h->sweep, &every) != 0) {
+		if (h->retry)
+			event_free(h->retry);
+		if (h->sweep)
+			event_free(h->sweep);
 		free(h);
 		return -ENOMEM;
 	}
@@ -974,6 +1126,7 @@ void handlers_free(struct handlers *h)
 		free(d);
 	}
 	event_free(h->retry);
+	event_free(h->sweep);
 	free(h);
 }
 
@@ -981,6 +1134,10 @@ void handlers_dispatch(void *arg, const struct rpc_request *req)
 {
 	struct handlers *h = arg;
 	struct mds *m = h->m;
+	if (req->type & VDIFS_SEQ_BIT) {
+		dispatch_tagged(h, req);
+		return;
+	}
 	switch (req->type) {
 	case VDIFS_MSG_VOL_CREATE: h_vol_create(m, req); break;
 	case VDIFS_MSG_VOL_LIST: h_vol_list(m, req); break;
@@ -990,6 +1147,7 @@ void handlers_dispatch(void *arg, const struct rpc_request *req)
 	case VDIFS_MSG_STATFS: h_statfs(m, req); break;
 	case VDIFS_MSG_DS_LIST: h_ds_list(m, req); break;
 	case VDIFS_MSG_CLUSTER_STATUS: h_cluster_status(m, req); break;
+	case VDIFS_MSG_FSCK: h_fsck(m, req); break;
 	case VDIFS_MSG_LOOKUP: h_lookup(m, req); break;
 	case VDIFS_MSG_GETATTR: h_getattr(m, req); break;
 	case VDIFS_MSG_SETATTR: h_setattr(m, req); break;

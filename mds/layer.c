@@ -116,7 +116,7 @@ int layer_create(struct mdstore_txn *t, uint32_t vol, uint64_t parent, uint64_t 
 
 /* Drops one layer-entry reference to chunk id; at zero deletes the chunk and
  * queues each replica for deletion on its server.  0 or -errno. */
-static int chunk_unref(struct mdstore_txn *t, uint64_t id)
+int layer_chunk_unref(struct mdstore_txn *t, uint64_t id)
 {
 	struct md_chunk c;
 	struct mdstore_key k;
@@ -188,7 +188,7 @@ static int drop_own(struct mdstore_txn *t, uint64_t layer, uint64_t first, uint6
 		mdstore_txn_del(t, &k);
 		if (chunk == 0)
 			continue;
-		rc = chunk_unref(t, chunk);
+		rc = layer_chunk_unref(t, chunk);
 		if (rc < 0)
 			break;
 	}

@@ -84,6 +84,10 @@ int layer_create(struct mdstore_txn *t, uint32_t vol, uint64_t parent, uint64_t 
  * table (dereferencing its chunks) and of the layer, then drops its parent.
  * 0 or -errno (-EIO on corrupt records). */
 int layer_unref(struct mdstore_txn *t, uint64_t id);
+/* Drops one layer-entry reference to chunk id; at zero stages the removal of
+ * the chunk and queues each replica for deletion on its server (G keys).
+ * 0 or -errno. */
+int layer_chunk_unref(struct mdstore_txn *t, uint64_t id);
 
 /* Removes the entries of layer in [first, first + count) (count saturates at
  * the end of the index space), dereferencing their chunks, and writes HOLE

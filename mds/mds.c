@@ -5,6 +5,8 @@
  */
 #include "mds.h"
 
+#include "dedup.h"
+
 #include "namespace.h"
 
 #include <errno.h>
@@ -38,6 +40,12 @@ int mds_open(const char *db_path, const struct mds_options *opts, struct mds **o
 	rc = namespace_reap_orphans(m);
 	if (rc < 0) {
 		snprintf(err, errlen, "%s: freeing orphan inodes: %s", db_path, strerror(-rc));
+		goto fail;
+	}
+	/* Duplicate-request records of clients long gone (mds/dedup.h). */
+	rc = dedup_sweep(m, DEDUP_TTL_S, NULL);
+	if (rc < 0) {
+		snprintf(err, errlen, "%s: sweeping duplicate-request records: %s", db_path, strerror(-rc));
 		goto fail;
 	}
 	*out = m;

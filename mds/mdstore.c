@@ -29,6 +29,8 @@ struct mdstore {
 	leveldb_filterpolicy_t *bloom;
 	leveldb_readoptions_t *ropts;
 	leveldb_writeoptions_t *wopts;
+	mdstore_commit_hook_fn hook; /* mdstore_set_commit_hook */
+	void *hook_arg;
 };
 
 /* One staged write.  val == NULL with deleted set is a delete. */
@@ -473,6 +475,11 @@ int mdstore_txn_commit(struct mdstore_txn *t)
 	int rc = t->err;
 	if (rc < 0 || t->nents == 0)
 		goto out;
+	if (t->st->hook) {
+		t->st->hook(t->st->hook_arg, t);
+		if ((rc = t->err) < 0)
+			goto out;
+	}
 	leveldb_writebatch_t *wb = leveldb_writebatch_create();
 	if (!wb) {
 		rc = -ENOMEM;
@@ -496,6 +503,12 @@ int mdstore_txn_commit(struct mdstore_txn *t)
 out:
 	txn_free(t);
 	return rc;
+}
+
+void mdstore_set_commit_hook(struct mdstore *st, mdstore_commit_hook_fn fn, void *arg)
+{
+	st->hook = fn;
+	st->hook_arg = arg;
 }
 
 /* ---- iteration ------------------------------------------------------------- */

@@ -33,6 +33,7 @@
  *                 u64 avail | u64 used | u64 nchunks
  *   G ds chunk -> empty
  *   O vol ino  -> empty
+ *   R session seq -> u8 fmt | u16 type | u32 crc | i64 time_s (mds/dedup.c)
  *   M name [u32 vol] -> u64 counter ("vol", "layer", "chunk", "ds": next id;
  *                 "ino"+vol: next inode; "inodes"+vol: live inodes;
  *                 "chunks": live chunks; "vchunks"+vol: live chunks of a volume)
@@ -214,6 +215,12 @@ void mdstore_txn_del(struct mdstore_txn *t, const struct mdstore_key *k);
 int mdstore_txn_commit(struct mdstore_txn *t);
 /* Drops every staged change and frees t; NULL is fine. */
 void mdstore_txn_abort(struct mdstore_txn *t);
+/* While set, fn(arg, t) is called by every commit of a transaction that
+ * staged a change, before its batch is written: it may stage more (the
+ * duplicate-request record of mds/dedup.c rides in the operation's own
+ * batch this way).  fn NULL clears it. */
+typedef void (*mdstore_commit_hook_fn)(void *arg, struct mdstore_txn *t);
+void mdstore_set_commit_hook(struct mdstore *st, mdstore_commit_hook_fn fn, void *arg);
 
 /* ---- iteration (committed state only) -------------------------------------- */
 

@@ -1,6 +1,7 @@
 /*
  * vdifs-admin: cluster administration from the command line: volumes
- * (create, list, remove, set), data servers (list) and cluster status.
+ * (create, list, remove, set), data servers (list), cluster status and
+ * fsck of the MDS.
  * Quiet on success except for what was asked; --json for scripts.
  */
 #include "config.h"
@@ -22,6 +23,8 @@ static const char usage[] =
 	"  volume set NAME KEY VALUE        (keys: replicas, chunk_size)\n"
 	"  ds list                          data servers, up or down, and their space\n"
 	"  status                           cluster summary\n"
+	"  fsck [--repair]                  check the MDS's records (links, refcounts, layer\n"
+	"                                   tree, counters); --repair fixes what is safe\n"
 	"\n"
 	"Options:\n"
 	"  -C, --cluster DIR   use the cluster started by 'vdifs-cluster start DIR'\n"
@@ -31,10 +34,12 @@ static const char usage[] =
 	"  --json              machine-readable output\n"
 	"  -h, --help          show this help\n"
 	"\n"
-	"Exit status: 0 success, 1 the operation failed, 2 bad usage.\n";
+	"Exit status: 0 success, 1 the operation failed, 2 bad usage.\n"
+	"fsck: 0 clean (or all repaired), 1 inconsistencies left, 2 bad usage or no answer.\n";
 
 static bool json;
 static bool force;
+static bool repair;
 static uint64_t chunk_size;
 static uint32_t replicas;
 
@@ -153,18 +158,84 @@ static int cmd_status(struct vdifs_client *c)
 	return 0;
 }
 
+/* ---- fsck ------------------------------------------------------------------------ */
+
+/* What one FSCK reply prints: with --json, kinds and lines are gathered
+ * in memory and printed as one object at the end. */
+struct fsck_out {
+	FILE *kinds, *items;
+	int nkinds, nitems;
+};
+
+static void fsck_kind(void *arg, const char *name, uint64_t found, uint64_t fixed)
+{
+	struct fsck_out *o = arg;
+	if (json)
+		fprintf(o->kinds, "%s\"%s\":{\"found\":%" PRIu64 ",\"repaired\":%" PRIu64 "}", o->nkinds++ ? "," : "",
+			name, found, fixed);
+}
+
+static void fsck_item(void *arg, bool fixed, const char *line)
+{
+	struct fsck_out *o = arg;
+	if (json) {
+		fprintf(o->items, "%s{\"repaired\":%s,\"line\":", o->nitems++ ? "," : "", fixed ? "true" : "false");
+		tool_json_string(o->items, line);
+		fputc('}', o->items);
+	} else {
+		printf("%s%s\n", fixed ? "repaired: " : "", line);
+	}
+}
+
+/* vdifs-admin fsck [--repair]: 0 clean or all repaired, 1 inconsistencies
+ * left, 2 no answer. */
+static int cmd_fsck(struct vdifs_client *c)
+{
+	struct vdifs_fsck_summary sum;
+	struct fsck_out o = {0};
+	char *kinds = NULL, *items = NULL;
+	size_t kl = 0, il = 0;
+	if (json && (!(o.kinds = open_memstream(&kinds, &kl)) || !(o.items = open_memstream(&items, &il)))) {
+		tool_error("fsck: out of memory");
+		if (o.kinds)
+			fclose(o.kinds);
+		free(kinds);
+		return 2;
+	}
+	int rc = vdifs_fsck(c, repair, &sum, fsck_kind, fsck_item, &o);
+	if (json) {
+		fclose(o.kinds);
+		fclose(o.items);
+		if (rc == 0)
+			printf("{\"records\":%" PRIu64 ",\"found\":%" PRIu64 ",\"repaired\":%" PRIu64
+			       ",\"kinds\":{%s},\"items\":[%s]}\n",
+			       sum.keys, sum.found, sum.repaired, kinds, items);
+		free(kinds);
+		free(items);
+	} else if (rc == 0) {
+		printf("fsck: %" PRIu64 " records checked, %" PRIu64 " inconsistencies, %" PRIu64 " repaired\n", sum.keys,
+		       sum.found, sum.repaired);
+	}
+	if (rc < 0) {
+		fail("fsck");
+		return 2;
+	}
+	return sum.found > sum.repaired ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
 	tool_prog = "vdifs-admin";
 	struct tool_target t;
 	tool_target_defaults(&t);
-	enum { O_MDS = 256, O_KEY, O_INSECURE, O_JSON, O_FORCE, O_CHUNK, O_REPLICAS };
+	enum { O_MDS = 256, O_KEY, O_INSECURE, O_JSON, O_FORCE, O_CHUNK, O_REPLICAS, O_REPAIR };
 	static const struct option longopts[] = {
 		{"cluster", required_argument, NULL, 'C'}, {"mds", required_argument, NULL, O_MDS},
 		{"key-file", required_argument, NULL, O_KEY}, {"insecure", no_argument, NULL, O_INSECURE},
 		{"json", no_argument, NULL, O_JSON},        {"force", no_argument, NULL, O_FORCE},
 		{"chunk-size", required_argument, NULL, O_CHUNK},
 		{"replicas", required_argument, NULL, O_REPLICAS},
+		{"repair", no_argument, NULL, O_REPAIR},
 		{"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
 	};
 	int opt;
@@ -179,6 +250,7 @@ int main(int argc, char **argv)
 		case O_INSECURE: t.insecure = true; break;
 		case O_JSON: json = true; break;
 		case O_FORCE: force = true; break;
+		case O_REPAIR: repair = true; break;
 		case O_CHUNK:
 			if (config_parse_size(optarg, &chunk_size) < 0) {
 				tool_error("--chunk-size: '%s' is not a size (e.g. 64M)", optarg);
@@ -204,13 +276,18 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	const char *cmd = argv[optind];
-	if (strcmp(cmd, "volume") && strcmp(cmd, "ds") && strcmp(cmd, "status")) {
+	if (strcmp(cmd, "volume") && strcmp(cmd, "ds") && strcmp(cmd, "status") && strcmp(cmd, "fsck")) {
 		tool_error("unknown command '%s' (see --help)", cmd);
+		return 2;
+	}
+	bool is_fsck = strcmp(cmd, "fsck") == 0;
+	if (is_fsck && optind + 1 != argc) {
+		tool_error("fsck: takes no arguments (options: --repair, --json)");
 		return 2;
 	}
 	struct vdifs_client *c = tool_connect(&t, VDIFS_ROLE_ADMIN);
 	if (!c)
-		return 1;
+		return is_fsck ? 2 : 1;
 	int rc;
 	if (strcmp(cmd, "volume") == 0) {
 		rc = cmd_volume(c, argc - optind - 1, argv + optind + 1);
@@ -226,6 +303,8 @@ int main(int argc, char **argv)
 			if (json && rc == 0)
 				printf("]\n");
 		}
+	} else if (is_fsck) {
+		rc = cmd_fsck(c);
 	} else {
 		rc = cmd_status(c);
 	}
