@@ -2416,6 +2416,118 @@ int chunkstore_stat(struct chunkstore *cs, uint64_t id, struct chunkstore_stat *
 
 const struct chunkstore_counters *chunkstore_counters(const struct chunkstore *cs) { return &cs->ctr; }
 
+/* ---- copies to other servers (re-replication) ----------------------------------------- */
+
+int chunkstore_export_geom(struct chunkstore *cs, uint64_t id, struct chunkstore_export_info *out)
+{
+	struct cs_open *c;
+	int rc = chunk_get(cs, id, &c);
+	if (rc < 0)
+		return rc;
+	memset(out, 0, sizeof(*out));
+	out->version = c->version;
+	out->chunk_size = c->chunk_size;
+	out->block_size = c->bs;
+	out->nblocks = c->nblocks;
+	if (c->d) {
+		out->extent = c->bs;
+		out->base = c->d->base;
+	}
+	return 0;
+}
+
+int chunkstore_export(struct chunkstore *cs, uint64_t id, uint32_t first, uint32_t n, uint8_t *entries,
+		      uint8_t *data, size_t cap, size_t *dlen)
+{
+	struct cs_open *c;
+	int rc = chunk_get(cs, id, &c);
+	*dlen = 0;
+	if (rc < 0)
+		return rc;
+	if (first > c->nblocks || n > c->nblocks - first)
+		return -EINVAL;
+	memcpy(entries, c->table + (size_t)first * CHUNKSTORE_ENTRY_SIZE, (size_t)n * CHUNKSTORE_ENTRY_SIZE);
+	size_t used = 0;
+	for (uint32_t b = first; b < first + n; b++) {
+		if (!tab_written(c, b))
+			continue;
+		uint32_t len = block_len(c, b);
+		if (cap - used < len)
+			return -EINVAL;
+		ssize_t got = pread_full(c->fd, data + used, len, c->data_off + (uint64_t)b * c->bs);
+		if (got < 0)
+			return (int)got;
+		if ((size_t)got < len)
+			memset(data + used + got, 0, len - (size_t)got);
+		/* A bad block must not spread: this copy is not a source. */
+		if ((rc = block_check(cs, c, b, data + used)) < 0)
+			return rc;
+		used += len;
+	}
+	*dlen = used;
+	return 0;
+}
+
+int chunkstore_import_begin(struct chunkstore *cs, uint64_t id, uint32_t version, const struct chunkstore_geom *g)
+{
+	struct cs_open *c;
+	if (!geom_ok(id, g) || g->nbase > 1)
+		return -EINVAL;
+	if (copy_running(cs, id))
+		return -EBUSY;
+	int rc = chunkstore_delete(cs, id); /* a leftover of an earlier attempt */
+	if (rc < 0 && rc != -ENOENT)
+		return rc;
+	return chunk_create(cs, id, version, g, &c);
+}
+
+int chunkstore_import(struct chunkstore *cs, uint64_t id, uint32_t first, uint32_t n, const uint8_t *entries,
+		      const uint8_t *data, size_t dlen)
+{
+	struct cs_open *c;
+	int rc = chunk_get(cs, id, &c);
+	if (rc < 0)
+		return rc;
+	if (n == 0)
+		return 0;
+	if (first > c->nblocks || n > c->nblocks - first)
+		return -EINVAL;
+	size_t used = 0;
+	for (uint32_t b = first; b < first + n && rc == 0; b++) {
+		uint32_t crc = le_get32(entries + (size_t)(b - first) * 8);
+		uint32_t flags = le_get32(entries + (size_t)(b - first) * 8 + 4);
+		uint64_t at = c->data_off + (uint64_t)b * c->bs;
+		uint32_t len = block_len(c, b);
+		if (flags & ~(CHUNKSTORE_BLOCK_WRITTEN | CHUNKSTORE_BLOCK_ZERO) ||
+		    ((flags & CHUNKSTORE_BLOCK_ZERO) && !c->d))
+			return -EINVAL;
+		if (flags & CHUNKSTORE_BLOCK_WRITTEN) {
+			if (dlen - used < len || crc32c_mask(crc32c(0, data + used, len)) != crc)
+				return -EINVAL; /* short, or damaged on the way */
+			rc = pwrite_full(c->fd, data + used, len, at);
+			used += len;
+		} else if (tab_written(c, b)) {
+			/* Written here since the copy began, unwritten at the source
+			 * now: the source punched it meanwhile. */
+			rc = punch_file(c, at, len, true);
+		}
+		if (rc == 0) {
+			if (c->d && tab_written(c, b) && !(flags & (CHUNKSTORE_BLOCK_WRITTEN | CHUNKSTORE_BLOCK_ZERO)))
+				c->d->view = false; /* back to INHERIT: recount what it inherits */
+			tab_set(c, b, crc, flags);
+		}
+	}
+	if (rc == 0 && used != dlen)
+		rc = -EINVAL;
+	if (rc == 0)
+		rc = table_store(c, first, first + n - 1);
+	if (rc < 0)
+		log_error("chunk %016" PRIx64 ": copy from another server, blocks %" PRIu32 "+%" PRIu32 ": %s", id, first,
+			  n, strerror(-rc));
+	chunk_alloc(cs, c);
+	return rc;
+}
+
 int chunkstore_set_version(struct chunkstore *cs, uint64_t id, uint32_t version)
 {
 	struct cs_open *c;

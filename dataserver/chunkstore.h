@@ -253,6 +253,36 @@ int chunkstore_copy_finish(struct chunkstore *cs, struct chunkstore_copy_job *jo
  * named (or, before any, the chain its held bases' headers describe). */
 int chunkstore_stat(struct chunkstore *cs, uint64_t id, struct chunkstore_stat *st);
 
+/* ---- copies to other servers (re-replication) ---------------------------
+ * The source sends a chunk's block table and written blocks in pieces; the
+ * target builds the same chunk file (chunkstore_import_begin, then
+ * chunkstore_import per piece).  Writes that reach the target meanwhile
+ * (mirrored by the source) are applied as usual: a piece exported after a
+ * write carries it, so the copy converges on the source. */
+struct chunkstore_export_info {
+	uint32_t version;
+	uint64_t chunk_size;
+	uint32_t block_size; /* CHUNKSTORE_BLOCK_SIZE, or a delta's extent */
+	uint32_t nblocks;
+	uint32_t extent;     /* 0: plain chunk */
+	struct chunkstore_base base; /* a delta's immediate base */
+};
+int chunkstore_export_geom(struct chunkstore *cs, uint64_t id, struct chunkstore_export_info *out);
+/* Table entries of blocks [first, first + n) (n * CHUNKSTORE_ENTRY_SIZE
+ * bytes into entries) and the data of the written ones, in order, into data
+ * (cap bytes; *dlen used), each checked against its CRC.  0, -ENOENT,
+ * -EINVAL (range, cap), -EIO (a block's CRC fails: not a source), -errno. */
+int chunkstore_export(struct chunkstore *cs, uint64_t id, uint32_t first, uint32_t n, uint8_t *entries,
+		      uint8_t *data, size_t cap, size_t *dlen);
+/* Creates chunk id empty with geometry g (at most the immediate base),
+ * replacing a copy held from an earlier attempt.  0 or -errno. */
+int chunkstore_import_begin(struct chunkstore *cs, uint64_t id, uint32_t version, const struct chunkstore_geom *g);
+/* Stores what chunkstore_export gave for [first, first + n).  0, -ENOENT,
+ * -EINVAL (range, flags, data not matching the entries or their CRCs),
+ * -errno. */
+int chunkstore_import(struct chunkstore *cs, uint64_t id, uint32_t first, uint32_t n, const uint8_t *entries,
+		      const uint8_t *data, size_t dlen);
+
 /* Records that replica id is current at version (a newer one than it
  * holds: its replica set changed, see docs/ARCHITECTURE.md "Failures"):
  * 0, -ENOENT, -ESTALE (it holds a newer version still), -EIO, -errno. */

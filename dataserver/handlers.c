@@ -47,6 +47,24 @@ struct stats_snap {
 	struct chunkstore_counters cs;
 };
 
+/* A replica to forward to, as decoded from a request's fwd records, or a
+ * server a chunk is being copied to (a mirror: see handlers_mirror_start). */
+struct fwd_dest {
+	char host[VDIFS_NAME_MAX + 1];
+	uint16_t port;
+	bool mirror;
+};
+
+#define FWD_MAX (VDIFS_MAX_REPLICAS + 1) /* the replicas and a mirror */
+#define MIRRORS_MAX 64
+
+struct mirror {
+	uint64_t chunk_id;
+	struct fwd_dest dest;
+	handlers_mirror_failed_fn failed;
+	void *arg;
+};
+
 struct copy_op;
 
 struct handlers {
@@ -63,6 +81,8 @@ struct handlers {
 	void *on_delete_arg;
 	bool (*serving)(void *arg, char *why, size_t cap); /* the gate, see handlers_gate */
 	void *serving_arg;
+	struct mirror mirrors[MIRRORS_MAX];
+	unsigned nmirrors;
 	uint8_t *rbuf; /* DS_READ buffer, VDIFS_DATA_MAX bytes once used */
 	struct handlers_stats stats;
 	char *stats_path;          /* NULL: no stats file */
@@ -89,12 +109,6 @@ struct copy_op {
 	struct chunkstore_copy_job *cj;
 };
 
-/* A replica to forward to, as decoded from a request's fwd records. */
-struct fwd_dest {
-	char host[VDIFS_NAME_MAX + 1];
-	uint16_t port;
-};
-
 struct fwd_op;
 
 struct fwd_target {
@@ -102,6 +116,8 @@ struct fwd_target {
 	struct rpc_peer *peer; /* valid while !done */
 	char addr[VDIFS_NAME_MAX + 8];
 	bool done;
+	bool mirror;       /* its failure ends the copy, not the operation */
+	uint64_t chunk_id; /* of a mirror */
 };
 
 struct fwd_op {
@@ -117,8 +133,9 @@ struct fwd_op {
 	uint8_t *data;     /* owned copy of the bytes forwarded */
 	size_t dlen;
 	struct event *timer;
+	uint64_t chunk_id;
 	unsigned n;
-	struct fwd_target t[VDIFS_MAX_REPLICAS];
+	struct fwd_target t[FWD_MAX];
 	struct workers_job job;              /* DS_SYNC: the local sync, off the loop */
 	struct chunkstore_sync_job sync;
 };
@@ -137,12 +154,19 @@ static void op_put(struct fwd_op *op)
 	free(op);
 }
 
-/* Records a target's failure; the first failure is the one reported. */
+static void mirror_failed(struct handlers *h, uint64_t chunk_id, const char *why);
+
+/* Records a target's failure; the first failure is the one reported.  A
+ * mirror's failure stops that copy instead. */
 static void target_fail(struct fwd_target *t, int status, const char *why)
 {
 	struct fwd_op *op = t->op;
 	t->done = true;
 	op->waiting--;
+	if (t->mirror) {
+		mirror_failed(op->h, t->chunk_id, why);
+		return;
+	}
 	if (op->status == 0) {
 		op->status = status < 0 ? status : -EIO;
 		snprintf(op->msg, sizeof(op->msg), "replica %s: %.200s", t->addr, why);
@@ -230,6 +254,8 @@ static void fwd_start(struct fwd_op *op, const struct fwd_dest *dests, unsigned 
 	for (unsigned i = 0; i < n; i++) {
 		struct fwd_target *t = &op->t[i];
 		t->op = op;
+		t->mirror = dests[i].mirror;
+		t->chunk_id = op->chunk_id;
 		snprintf(t->addr, sizeof(t->addr), "%s:%u", dests[i].host, dests[i].port);
 		if (op->head.err) {
 			target_fail(t, -ENOMEM, "out of memory");
@@ -262,12 +288,13 @@ static void fwd_start(struct fwd_op *op, const struct fwd_dest *dests, unsigned 
 	op_put(op);
 }
 
-static struct fwd_op *op_new(struct handlers *h, const struct rpc_request *req)
+static struct fwd_op *op_new(struct handlers *h, const struct rpc_request *req, uint64_t chunk_id)
 {
 	struct fwd_op *op = calloc(1, sizeof(*op));
 	if (!op)
 		return NULL;
 	op->h = h;
+	op->chunk_id = chunk_id;
 	op->req = *req;
 	op->req.payload = NULL;
 	op->req.len = 0;
@@ -291,6 +318,7 @@ static int parse_fwd(uint32_t nfwd, struct vbytes blob, struct fwd_dest *out)
 		    vbytes_to_cstr(m.host, out[i].host, sizeof(out[i].host)) < 0)
 			return -EBADMSG;
 		out[i].port = m.port;
+		out[i].mirror = false;
 	}
 	return wreader_finish(&r);
 }
@@ -353,7 +381,7 @@ static void reject_geom(const struct rpc_request *req, uint64_t id, uint32_t ext
 
 /* Answers now when there is nothing to forward, else forwards head (+ a copy
  * of data) and answers when the replicas have.  reply is consumed. */
-static void reply_or_forward(struct handlers *h, const struct rpc_request *req, struct wbuf *reply,
+static void reply_or_forward(struct handlers *h, const struct rpc_request *req, uint64_t chunk_id, struct wbuf *reply,
 			     const struct fwd_dest *dests, unsigned n, struct wbuf *head,
 			     const void *data, size_t dlen)
 {
@@ -362,7 +390,7 @@ static void reply_or_forward(struct handlers *h, const struct rpc_request *req, 
 		wbuf_free(reply);
 		return;
 	}
-	struct fwd_op *op = op_new(h, req);
+	struct fwd_op *op = op_new(h, req, chunk_id);
 	if (op && dlen) {
 		op->data = malloc(dlen);
 		if (op->data) {
@@ -382,6 +410,69 @@ static void reply_or_forward(struct handlers *h, const struct rpc_request *req, 
 	wbuf_init(reply);
 	wbuf_init(head);
 	fwd_start(op, dests, n);
+}
+
+/* ---- mirrors (chunks being copied to another server) ------------------------------ */
+
+static int mirror_find(const struct handlers *h, uint64_t chunk_id)
+{
+	for (unsigned i = 0; i < h->nmirrors; i++)
+		if (h->mirrors[i].chunk_id == chunk_id)
+			return (int)i;
+	return -1;
+}
+
+/* Appends the mirror of chunk_id, if any, to the n destinations. */
+static unsigned add_mirror(const struct handlers *h, uint64_t chunk_id, struct fwd_dest *dests, unsigned n)
+{
+	int i = mirror_find(h, chunk_id);
+	if (i < 0 || n >= FWD_MAX)
+		return n;
+	dests[n] = h->mirrors[i].dest;
+	dests[n].mirror = true;
+	return n + 1;
+}
+
+static void mirror_failed(struct handlers *h, uint64_t chunk_id, const char *why)
+{
+	int i = mirror_find(h, chunk_id);
+	if (i < 0)
+		return;
+	struct mirror m = h->mirrors[i];
+	h->mirrors[i] = h->mirrors[--h->nmirrors];
+	log_warn("chunk %016" PRIx64 ": copy to %s:%u stopped: a write did not reach it: %s", chunk_id, m.dest.host,
+		 m.dest.port, why);
+	if (m.failed)
+		m.failed(m.arg, chunk_id, why);
+}
+
+int handlers_mirror_start(struct handlers *h, uint64_t chunk_id, const char *host, uint16_t port,
+			  handlers_mirror_failed_fn failed, void *arg)
+{
+	if (mirror_find(h, chunk_id) >= 0)
+		return -EBUSY;
+	if (h->nmirrors == MIRRORS_MAX || strlen(host) > VDIFS_NAME_MAX)
+		return -ENOSPC;
+	struct mirror *m = &h->mirrors[h->nmirrors++];
+	memset(m, 0, sizeof(*m));
+	m->chunk_id = chunk_id;
+	snprintf(m->dest.host, sizeof(m->dest.host), "%s", host);
+	m->dest.port = port;
+	m->failed = failed;
+	m->arg = arg;
+	return 0;
+}
+
+void handlers_mirror_stop(struct handlers *h, uint64_t chunk_id)
+{
+	int i = mirror_find(h, chunk_id);
+	if (i >= 0)
+		h->mirrors[i] = h->mirrors[--h->nmirrors];
+}
+
+struct rpc_peer *handlers_peer(struct handlers *h, const char *host, uint16_t port)
+{
+	return peerpool_get(h->peers, host, port);
 }
 
 /* ---- handlers -------------------------------------------------------------------- */
@@ -412,7 +503,7 @@ static void reject_malformed(const struct rpc_request *req)
 static void handle_write(struct handlers *h, const struct rpc_request *req)
 {
 	struct msg_ds_write_req m;
-	struct fwd_dest dests[VDIFS_MAX_REPLICAS];
+	struct fwd_dest dests[FWD_MAX];
 	struct req_chain ch;
 	struct chunkstore_alloc alloc = {0, 0};
 	if (msg_ds_write_req_decode(req->payload, req->len, &m) < 0 || parse_fwd(m.nfwd, m.fwd, dests) < 0 ||
@@ -433,7 +524,8 @@ static void handle_write(struct handlers *h, const struct rpc_request *req)
 		return;
 	}
 	struct chunkstore_geom g = {.chunk_size = m.chunk_size, .extent = m.extent, .nbase = ch.n, .base = ch.b};
-	if (m.nfwd == 0) {
+	unsigned nf = add_mirror(h, m.chunk_id, dests, m.nfwd);
+	if (nf == 0) {
 		int rc = chunkstore_write(h->cfg.store, m.chunk_id, m.version, &g, m.offset, m.data.p, m.data.len,
 					  &alloc);
 		if (rc < 0) {
@@ -447,7 +539,7 @@ static void handle_write(struct handlers *h, const struct rpc_request *req)
 		wbuf_free(&reply);
 		return;
 	}
-	struct fwd_op *op = op_new(h, req);
+	struct fwd_op *op = op_new(h, req, m.chunk_id);
 	if (op && m.data.len) {
 		op->data = malloc(m.data.len);
 		if (op->data) {
@@ -467,7 +559,7 @@ static void handle_write(struct handlers *h, const struct rpc_request *req)
 	msg_ds_write_req_put_head(&op->head, &f);
 	op->waiting = 1; /* the local write */
 	op->refs++;      /* ours until the local write is counted */
-	fwd_start(op, dests, m.nfwd);
+	fwd_start(op, dests, nf);
 	int rc = chunkstore_write(h->cfg.store, m.chunk_id, m.version, &g, m.offset, op->data, op->dlen, &alloc);
 	op->waiting--;
 	if (rc < 0) {
@@ -520,7 +612,7 @@ static void handle_read(struct handlers *h, const struct rpc_request *req)
 static void handle_punch(struct handlers *h, const struct rpc_request *req)
 {
 	struct msg_ds_punch_req m;
-	struct fwd_dest dests[VDIFS_MAX_REPLICAS];
+	struct fwd_dest dests[FWD_MAX];
 	struct req_chain ch;
 	struct wbuf reply, head;
 	struct chunkstore_alloc alloc = {0, 0};
@@ -543,13 +635,14 @@ static void handle_punch(struct handlers *h, const struct rpc_request *req)
 	wbuf_init(&reply);
 	wbuf_init(&head);
 	msg_ds_io_rep_put(&reply, &(struct msg_ds_io_rep){.alloc = alloc.bytes, .own = alloc.own});
-	if (m.nfwd) {
+	unsigned nf = add_mirror(h, m.chunk_id, dests, m.nfwd);
+	if (nf) {
 		struct msg_ds_punch_req f = m;
 		f.nfwd = 0;
 		f.fwd = (struct vbytes){NULL, 0};
 		msg_ds_punch_req_put(&head, &f);
 	}
-	reply_or_forward(h, req, &reply, dests, m.nfwd, &head, NULL, 0);
+	reply_or_forward(h, req, m.chunk_id, &reply, dests, nf, &head, NULL, 0);
 	wbuf_free(&head);
 }
 
@@ -580,12 +673,12 @@ static void sync_done(struct workers_job *j)
 static void handle_sync(struct handlers *h, const struct rpc_request *req)
 {
 	struct msg_ds_sync_req m;
-	struct fwd_dest dests[VDIFS_MAX_REPLICAS];
+	struct fwd_dest dests[FWD_MAX];
 	if (msg_ds_sync_req_decode(req->payload, req->len, &m) < 0 || parse_fwd(m.nfwd, m.fwd, dests) < 0) {
 		reject_malformed(req);
 		return;
 	}
-	struct fwd_op *op = op_new(h, req);
+	struct fwd_op *op = op_new(h, req, m.chunk_id);
 	if (!op) {
 		rpc_reply_error(req, -ENOMEM, "out of memory");
 		return;
@@ -678,6 +771,58 @@ static void handle_delete(struct handlers *h, const struct rpc_request *req)
 	if (h->on_delete)
 		h->on_delete(h->on_delete_arg, m.chunk_id);
 	rpc_reply(req, NULL);
+}
+
+/* ---- re-replication: the receiving end ------------------------------------------- */
+
+static bool from_peer(const struct rpc_request *req)
+{
+	if (rpc_conn_role(req->conn) == VDIFS_ROLE_DS)
+		return true;
+	rpc_reply_error(req, -EACCES, "%s is for data servers only", proto_msg_name(req->type));
+	return false;
+}
+
+/* DS_RECV: a piece of a chunk another server copies here. */
+static void handle_recv(struct handlers *h, const struct rpc_request *req)
+{
+	struct msg_ds_recv_req m;
+	if (msg_ds_recv_req_decode(req->payload, req->len, &m) < 0 || (uint64_t)m.count * 8 != m.entries.len) {
+		reject_malformed(req);
+		return;
+	}
+	if (!from_peer(req))
+		return;
+	int rc = 0;
+	if (m.flags & VDIFS_RECV_BEGIN) {
+		struct chunkstore_base base = {.id = m.base_id, .version = m.base_version};
+		struct chunkstore_geom g = {.chunk_size = m.chunk_size, .extent = m.extent, .nbase = m.extent ? 1 : 0,
+					    .base = &base};
+		rc = chunkstore_import_begin(h->cfg.store, m.chunk_id, m.version, &g);
+	}
+	if (rc == 0)
+		rc = chunkstore_import(h->cfg.store, m.chunk_id, m.first, m.count, m.entries.p, m.data.p, m.data.len);
+	if (rc < 0)
+		rpc_reply_error(req, rc, "chunk %016" PRIx64 ": copy from %s: %s", m.chunk_id, rpc_conn_peer(req->conn),
+				strerror(-rc));
+	else
+		rpc_reply(req, NULL);
+}
+
+static void handle_set_version(struct handlers *h, const struct rpc_request *req)
+{
+	struct msg_ds_set_version_req m;
+	if (msg_ds_set_version_req_decode(req->payload, req->len, &m) < 0) {
+		reject_malformed(req);
+		return;
+	}
+	if (!from_peer(req))
+		return;
+	int rc = chunkstore_set_version(h->cfg.store, m.chunk_id, m.version);
+	if (rc < 0)
+		reply_chunk_error(h, req, rc, m.chunk_id, m.version);
+	else
+		rpc_reply(req, NULL);
 }
 
 /* ---- DS_COPY ------------------------------------------------------------------------ */
@@ -883,6 +1028,8 @@ void handlers_dispatch(void *arg, const struct rpc_request *req)
 	case VDIFS_MSG_DS_STAT: handle_stat(h, req); break;
 	case VDIFS_MSG_DS_DELETE: handle_delete(h, req); break;
 	case VDIFS_MSG_DS_COPY: handle_copy(h, req); break;
+	case VDIFS_MSG_DS_RECV: handle_recv(h, req); break;
+	case VDIFS_MSG_DS_SET_VERSION: handle_set_version(h, req); break;
 	default:
 		rpc_reject(req, -EOPNOTSUPP, "%s (type %u) is not a data-server request",
 			   proto_msg_name(req->type), req->type);

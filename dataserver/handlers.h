@@ -63,6 +63,21 @@ struct handlers *handlers_new(const struct handlers_config *cfg);
 /* Sets a function called after each successful DS_DELETE (e.g. to report
  * the deletion to the MDS); fn NULL removes it. */
 void handlers_on_delete(struct handlers *h, void (*fn)(void *arg, uint64_t chunk_id), void *arg);
+/*
+ * Mirrors: while chunk_id is being copied to host:port (re-replication),
+ * every write and punch of it is also forwarded there, on the connection
+ * the copy uses, so the copy misses none (see replicate.h).  A write the
+ * mirror does not take stops the mirror and calls failed; the write itself
+ * is not failed for it.  start: 0, -EBUSY (already mirrored), -ENOSPC.
+ */
+typedef void (*handlers_mirror_failed_fn)(void *arg, uint64_t chunk_id, const char *why);
+int handlers_mirror_start(struct handlers *h, uint64_t chunk_id, const char *host, uint16_t port,
+			  handlers_mirror_failed_fn failed, void *arg);
+void handlers_mirror_stop(struct handlers *h, uint64_t chunk_id);
+/* The pooled connection to another data server (the one forwards and
+ * mirrors use); NULL on ENOMEM. */
+struct rpc_peer *handlers_peer(struct handlers *h, const char *host, uint16_t port);
+
 /* Sets the gate asked before every request but DS_STAT: when it says no,
  * the request gets EAGAIN and its reason (e.g. mdslink_serving: no lease
  * from the MDS).  fn NULL (the default) serves everything. */

@@ -13,6 +13,7 @@
 #include "handlers.h"
 #include "log.h"
 #include "mdslink.h"
+#include "replicate.h"
 #include "rpc.h"
 
 #include <errno.h>
@@ -44,6 +45,7 @@ struct ds_opts {
 	uint32_t max_conns;
 	uint32_t idle_timeout_ms;
 	uint32_t fwd_timeout_ms;
+	uint32_t recovery_mb_s;
 	uint32_t fd_cache;
 	char *log_level;
 	char *log_file;
@@ -128,6 +130,7 @@ int main(int argc, char **argv)
 		.max_conns = 1024,
 		.idle_timeout_ms = 30000,
 		.fwd_timeout_ms = HANDLERS_FWD_TIMEOUT_DEFAULT_MS,
+		.recovery_mb_s = REPLICATE_DEFAULT_MB_S,
 		.fd_cache = CHUNKSTORE_FD_CACHE_DEFAULT,
 		.log_level = "info",
 	};
@@ -143,6 +146,8 @@ int main(int argc, char **argv)
 		{"max_conns", CONFIG_U32, &o.max_conns, "most client connections at once"},
 		{"idle_timeout_ms", CONFIG_U32, &o.idle_timeout_ms, "close a connection stalled mid-frame this long"},
 		{"fwd_timeout_ms", CONFIG_U32, &o.fwd_timeout_ms, "fail a forwarded write a replica leaves unanswered this long"},
+		{"recovery_mb_s", CONFIG_U32, &o.recovery_mb_s,
+		 "MiB/s this server sends when copying chunks to others for re-replication (all copies together)"},
 		{"fd_cache", CONFIG_U32, &o.fd_cache, "chunk files kept open"},
 		{"log_level", CONFIG_STR, &o.log_level, "error, warn, info or debug"},
 		{"log_file", CONFIG_STR, &o.log_file, "append the log here instead of stderr"},
@@ -233,6 +238,10 @@ int main(int argc, char **argv)
 		snprintf(ahost, sizeof(ahost), "%s", lhost);
 		aport = rpc_server_port(srv);
 	}
+	struct replicate_config pcfg = {.base = base, .store = store, .h = h, .rate_mb_s = o.recovery_mb_s};
+	struct replicate *repl = replicate_new(&pcfg);
+	if (!repl)
+		daemon_die("out of memory");
 	struct mdslink_config mcfg = {
 		.base = base,
 		.store = store,
@@ -243,6 +252,7 @@ int main(int argc, char **argv)
 		.adv_port = aport,
 		.uuid = uuid,
 		.max_payload = (uint32_t)o.max_payload,
+		.repl = repl,
 	};
 	struct mdslink *link = mdslink_start(&mcfg);
 	if (!link)
@@ -266,6 +276,7 @@ int main(int argc, char **argv)
 	event_free(stop[1]);
 	mdslink_stop(link);
 	rpc_server_free(srv);
+	replicate_free(repl); /* before the connections its calls use */
 	handlers_free(h);
 	/* Run what the frees scheduled (peers are released on the loop). */
 	for (int i = 0; i < 3; i++)

@@ -246,6 +246,34 @@ static unsigned apply_deletes(struct mdslink *l, const struct msg_ds_heartbeat_r
 	return done;
 }
 
+/* ---- re-replication ------------------------------------------------------------------- */
+
+/* The MDS's answers to copies reported done, then new copy tasks. */
+static void apply_recovery(struct mdslink *l, const struct msg_ds_heartbeat_rep *rep)
+{
+	struct wreader r;
+	wreader_init(&r, rep->commits.p, rep->commits.len);
+	for (uint32_t i = 0; i < rep->ncommit && i <= REPLICATE_JOBS_MAX; i++) {
+		struct msg_repl_commit c;
+		msg_repl_commit_get(&r, &c);
+		if (r.err)
+			break;
+		replicate_commit(l->cfg.repl, &c);
+	}
+	if (r.err || wreader_finish(&r) != 0)
+		log_warn("MDS %s:%u: malformed copy answers in a heartbeat reply", l->mds_host, l->cfg.mds_port);
+	wreader_init(&r, rep->tasks.p, rep->tasks.len);
+	for (uint32_t i = 0; i < rep->ntask && i <= REPLICATE_JOBS_MAX; i++) {
+		struct msg_repl_task t;
+		msg_repl_task_get(&r, &t);
+		if (r.err)
+			break;
+		replicate_add(l->cfg.repl, &t);
+	}
+	if (r.err || wreader_finish(&r) != 0)
+		log_warn("MDS %s:%u: malformed copy tasks in a heartbeat reply", l->mds_host, l->cfg.mds_port);
+}
+
 /* ---- connection ------------------------------------------------------------------------ */
 
 static void register_cb(void *arg, int status, const uint8_t *payload, uint32_t len);
@@ -489,10 +517,13 @@ static void send_heartbeat(struct mdslink *l)
 	/* An unlink reported but lost in a crash would come back as an orphan. */
 	if (n > 0 && chunkstore_sync_deletes(l->cfg.store) < 0)
 		n = 0;
+	struct wbuf done;
 	wbuf_init(&b);
 	wbuf_init(&ids);
+	wbuf_init(&done);
 	for (uint32_t i = 0; i < n; i++)
 		wbuf_put_u64(&ids, l->pending[i]);
+	uint32_t ndone = l->cfg.repl ? replicate_take_done(l->cfg.repl, &done) : 0;
 	struct msg_ds_heartbeat_req m = {
 		.ds_id = l->ds_id,
 		.total = sp.total,
@@ -501,15 +532,19 @@ static void send_heartbeat(struct mdslink *l)
 		.nchunks = sp.nchunks,
 		.count = n,
 		.deleted = {ids.data, (uint32_t)ids.len},
+		.ndone = ndone,
+		.done = {done.data, (uint32_t)done.len},
 	};
 	msg_ds_heartbeat_req_put(&b, &m);
 	l->reported = n;
 	l->in_flight = true;
 	l->sent_ms = mono_ms();
-	int rc = b.err || ids.err ? -ENOMEM
-				  : rpc_call_async(l->peer, VDIFS_MSG_DS_HEARTBEAT, &b, NULL, 0, heartbeat_cb, l);
+	int rc = b.err || ids.err || done.err
+			 ? -ENOMEM
+			 : rpc_call_async(l->peer, VDIFS_MSG_DS_HEARTBEAT, &b, NULL, 0, heartbeat_cb, l);
 	wbuf_free(&b);
 	wbuf_free(&ids);
+	wbuf_free(&done);
 	if (rc < 0)
 		link_lost(l, "lost the MDS: %s", transport_error(l, rc));
 }
@@ -573,6 +608,8 @@ static void heartbeat_cb(void *arg, int status, const uint8_t *payload, uint32_t
 		return;
 	}
 	apply_deletes(l, &rep, false);
+	if (l->cfg.repl)
+		apply_recovery(l, &rep);
 }
 
 /* ---- life cycle ------------------------------------------------------------------------- */

@@ -13,6 +13,7 @@
 #define VDIFS_DS_MDSLINK_H
 
 #include "chunkstore.h"
+#include "replicate.h"
 #include "rpc.h"
 
 #include <stdbool.h>
@@ -37,6 +38,7 @@ struct mdslink_config {
 	uint16_t adv_port;
 	const char *uuid;     /* from mdslink_load_uuid() (copied) */
 	uint32_t max_payload; /* bound on MDS replies (0: default) */
+	struct replicate *repl; /* copy tasks from the MDS go there (NULL: none taken) */
 };
 
 /*

@@ -69,7 +69,8 @@ enum vdifs_role { VDIFS_ROLE_CLIENT = 1, VDIFS_ROLE_DS = 2, VDIFS_ROLE_ADMIN = 3
 	X(CHUNK_REPAIR, 78)                                                  \
 	X(DS_REGISTER, 80) X(DS_HEARTBEAT, 81) X(DS_CHUNK_REPORT, 82)        \
 	X(DS_WRITE, 96) X(DS_READ, 97) X(DS_PUNCH, 98) X(DS_SYNC, 99)        \
-	X(DS_SEEK, 100) X(DS_STAT, 101) X(DS_DELETE, 102) X(DS_COPY, 103)
+	X(DS_SEEK, 100) X(DS_STAT, 101) X(DS_DELETE, 102) X(DS_COPY, 103)   \
+	X(DS_RECV, 104) X(DS_SET_VERSION, 105)
 
 enum vdifs_msg_type {
 #define VDIFS_ENUM(name, num) VDIFS_MSG_##name = num,
@@ -150,9 +151,12 @@ const char *proto_msg_name(uint16_t type);
 	F(U32, bsize) F(U32, namemax)
 /* under: chunks with fewer replicas on servers that are up than their
  * volume asks; lost: chunks with none. */
+/* recovering: copies under way; recovered: copies taken into replica sets
+ * since the MDS started. */
 #define REC_cluster_status_rep(F)                                            \
 	F(U32, volumes) F(U32, ds_up) F(U32, ds_total) F(U64, chunks)        \
-	F(U64, total) F(U64, avail) F(U64, used) F(U64, under) F(U64, lost)
+	F(U64, total) F(U64, avail) F(U64, used) F(U64, under) F(U64, lost)  \
+	F(U32, recovering) F(U64, recovered)
 
 /* ---- fsck and retried mutations (issue 4) ------------------------------ */
 /* FSCK (admin): checks the MDS's own state; flags VDIFS_FSCK_REPAIR fixes
@@ -265,10 +269,23 @@ bool proto_msg_exactly_once(uint16_t type);
  * server may serve I/O (shorter than the MDS's ds_timeout, so a server cut
  * off from the MDS stops serving before the MDS marks it down). */
 #define REC_ds_register_rep(F) F(U32, ds_id) F(U32, heartbeat_ms) F(U32, lease_ms)
+/* Re-replication (docs/ARCHITECTURE.md, "Failures"): the MDS hands a
+ * server that holds a chunk the task of copying it to server dst (in the
+ * heartbeat reply); the server reports the copy made (repl_done, in a later
+ * heartbeat: status 0 or an errno), and the MDS answers whether it took the
+ * copy into the replica set, with the chunk's new version (repl_commit;
+ * version 0: refused, the copy must go). */
+#define REC_repl_task(F)                                                     \
+	F(U64, chunk_id) F(U32, version) F(U32, dst) F(NAME, host) F(U16, port)
+#define REC_repl_done(F) F(U64, chunk_id) F(U32, version) F(U32, dst) F(U32, status)
+#define REC_repl_commit(F) F(U64, chunk_id) F(U32, dst) F(U32, version)
 #define REC_ds_heartbeat_req(F)                                              \
 	F(U32, ds_id) F(U64, total) F(U64, avail) F(U64, used)               \
-	F(U64, nchunks) F(U32, count) F(BLOB, deleted)
-#define REC_ds_heartbeat_rep(F) F(U32, count) F(BLOB, delete_ids)
+	F(U64, nchunks) F(U32, count) F(BLOB, deleted) F(U32, ndone)         \
+	F(BLOB, done)
+#define REC_ds_heartbeat_rep(F)                                              \
+	F(U32, count) F(BLOB, delete_ids) F(U32, ntask) F(BLOB, tasks)       \
+	F(U32, ncommit) F(BLOB, commits)
 /* DS_CHUNK_REPORT, after DS_REGISTER: the chunks the server holds, count
  * chunk_version records per message; flags 1 on the last one.  The reply
  * (a ds_heartbeat_rep) lists those to delete now (unknown to the MDS, not
@@ -308,6 +325,16 @@ bool proto_msg_exactly_once(uint16_t type);
 	F(U64, chunk_id) F(U32, version) F(U64, chunk_size) F(U64, src_id)   \
 	F(U32, src_version) F(U32, src_extent) F(U32, nbase) F(BLOB, bases)
 #define REC_ds_stat_rep(F) F(U32, version) F(U64, alloc) F(U64, chunk_size)
+/* DS_RECV, from another data server copying chunk_id here (re-replication):
+ * flags VDIFS_RECV_BEGIN creates it empty with this geometry (extent 0 and
+ * base 0 for a plain chunk); then pieces of count block-table entries from
+ * block first (entries: count * 8 bytes) with the data of the written ones. */
+#define REC_ds_recv_req(F)                                                   \
+	F(U64, chunk_id) F(U32, version) F(U32, flags) F(U64, chunk_size)    \
+	F(U32, extent) F(U64, base_id) F(U32, base_version) F(U32, first)    \
+	F(U32, count) F(BLOB, entries) F(DATA, data)
+/* DS_SET_VERSION: the replica is current at version (newer than held). */
+#define REC_ds_set_version_req(F) F(U64, chunk_id) F(U32, version)
 
 /* All records, for the generators in proto.c. */
 #define VDIFS_RECORDS(R)                                                     \
@@ -327,7 +354,8 @@ bool proto_msg_exactly_once(uint16_t type);
 	R(ds_heartbeat_req) R(ds_heartbeat_rep) R(ds_write_req)              \
 	R(ds_io_rep) R(ds_read_req) R(ds_read_rep) R(ds_punch_req)           \
 	R(ds_sync_req) R(ds_seek_req) R(ds_seek_rep) R(ds_chunk_req)         \
-	R(ds_stat_rep) R(ds_copy_req)                                        \
+	R(ds_stat_rep) R(ds_copy_req) R(repl_task) R(repl_done) R(repl_commit) \
+	R(ds_recv_req) R(ds_set_version_req)                                        \
 	R(fsck_req) R(fsck_count) R(fsck_item) R(fsck_rep) R(seq_tag)
 
 /* C types of the field kinds. */
@@ -392,6 +420,8 @@ enum { VDIFS_MOUNT_RO = 1 << 0 };
 enum { VDIFS_VOL_REMOVE_FORCE = 1 << 0 };
 /* chunk_loc flags. */
 enum { VDIFS_CHUNK_HOLE = 1 << 0 };
+/* ds_recv_req flags. */
+enum { VDIFS_RECV_BEGIN = 1 << 0 };
 /* ds_report_req flags. */
 enum { VDIFS_REPORT_LAST = 1 << 0 };
 /* Seek whence on DS_SEEK. */

@@ -107,6 +107,17 @@ int dsreg_validated(struct dsreg *r, uint32_t id)
 	return 0;
 }
 
+uint64_t dsreg_now_ms(const struct dsreg *r) { return now(r); }
+
+size_t dsreg_up_ids(const struct dsreg *r, uint32_t *out, size_t cap)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < r->n && n < cap; i++)
+		if (entry_up(r, &r->ents[i]))
+			out[n++] = r->ents[i].rec.id;
+	return n;
+}
+
 bool dsreg_settling(const struct dsreg *r)
 {
 	if (now(r) - r->start_ms >= r->timeout_ms)

@@ -79,6 +79,11 @@ int dsreg_heartbeat(struct dsreg *r, const struct msg_ds_heartbeat_req *req, str
 const struct dsreg_entry *dsreg_get(const struct dsreg *r, uint32_t id);
 bool dsreg_is_up(const struct dsreg *r, uint32_t id);
 
+/* The registry's clock (monotonic ms; the tests' when replaced). */
+uint64_t dsreg_now_ms(const struct dsreg *r);
+/* Ids of the servers up now, in id order (at most cap): how many. */
+size_t dsreg_up_ids(const struct dsreg *r, uint32_t *out, size_t cap);
+
 /* True while the registry is settling after an MDS start: less than the
  * liveness timeout has passed and some server registered before the start
  * has not been heard from yet.  Placement done now may miss servers that

@@ -20,6 +20,7 @@
 #include "log.h"
 #include "mds.h"
 #include "namespace.h"
+#include "recovery.h"
 #include "replicas.h"
 #include "session.h"
 #include "snapshot.h"
@@ -308,6 +309,7 @@ static void h_cluster_status(struct mds *m, const struct rpc_request *req)
 		.under = under,
 		.lost = lost,
 	};
+	recovery_counts(m->recovery, &r.recovering, &r.recovered);
 	struct wbuf b;
 	wbuf_init(&b);
 	msg_cluster_status_rep_put(&b, &r);
@@ -946,6 +948,32 @@ static void reply_delete_ids(const struct rpc_request *req, struct wbuf *ids, ui
 	wbuf_free(ids);
 }
 
+/* The re-replication part of a heartbeat: copies the server reports done
+ * (answered in commits) and new tasks for it. */
+static int heartbeat_recovery(struct mds *m, const struct msg_ds_heartbeat_req *q, struct wbuf *commits,
+			      uint32_t *ncommit, struct wbuf *tasks, uint32_t *ntask)
+{
+	struct wreader r;
+	*ncommit = *ntask = 0;
+	if (q->ndone > RECOVERY_TASKS_MAX)
+		return -EBADMSG;
+	wreader_init(&r, q->done.p, q->done.len);
+	for (uint32_t i = 0; i < q->ndone; i++) {
+		struct msg_repl_done d;
+		msg_repl_done_get(&r, &d);
+		if (r.err)
+			return -EBADMSG;
+		int rc = recovery_done(m->recovery, q->ds_id, &d, commits);
+		if (rc < 0)
+			return rc;
+		(*ncommit)++;
+	}
+	if (wreader_finish(&r) != 0)
+		return -EBADMSG;
+	*ntask = recovery_take_tasks(m->recovery, q->ds_id, tasks);
+	return commits->err || tasks->err ? -ENOMEM : 0;
+}
+
 static void h_ds_heartbeat(struct mds *m, const struct rpc_request *req)
 {
 	struct msg_ds_heartbeat_req q;
@@ -953,15 +981,32 @@ static void h_ds_heartbeat(struct mds *m, const struct rpc_request *req)
 	uint32_t count;
 	if (!decoded(req, msg_ds_heartbeat_req_decode(req->payload, req->len, &q)) || !from_ds(req))
 		return;
+	struct wbuf commits, tasks;
+	uint32_t ncommit = 0, ntask = 0;
 	wbuf_init(&ids);
+	wbuf_init(&commits);
+	wbuf_init(&tasks);
 	int rc = dsreg_heartbeat(m->dsreg, &q, &ids, &count);
+	if (rc == 0)
+		rc = heartbeat_recovery(m, &q, &commits, &ncommit, &tasks, &ntask);
 	if (rc < 0) {
 		fail(req, rc, "heartbeat of data server %u%s", q.ds_id,
-		     rc == -ENOENT ? " (unknown id: register again)" : "");
-		wbuf_free(&ids);
-		return;
+		     rc == -ENOENT ? " (unknown, or marked down: register again)" : "");
+	} else {
+		struct msg_ds_heartbeat_rep r = {
+			.count = count, .delete_ids = {ids.data, (uint32_t)ids.len},
+			.ntask = ntask, .tasks = {tasks.data, (uint32_t)tasks.len},
+			.ncommit = ncommit, .commits = {commits.data, (uint32_t)commits.len},
+		};
+		struct wbuf b;
+		wbuf_init(&b);
+		msg_ds_heartbeat_rep_put(&b, &r);
+		rpc_reply(req, &b);
+		wbuf_free(&b);
 	}
-	reply_delete_ids(req, &ids, count);
+	wbuf_free(&ids);
+	wbuf_free(&commits);
+	wbuf_free(&tasks);
 }
 
 static void h_ds_chunk_report(struct mds *m, const struct rpc_request *req)

@@ -11,6 +11,7 @@
 #include "handlers.h"
 #include "log.h"
 #include "mds.h"
+#include "recovery.h"
 #include "rpc.h"
 
 #include <errno.h>
@@ -32,6 +33,7 @@ struct mds_opts {
 	bool insecure;
 	uint32_t heartbeat_ms;
 	uint32_t ds_timeout_ms;
+	uint32_t recovery_streams;
 	uint64_t max_payload;
 	uint32_t max_conns;
 	uint32_t idle_timeout_ms;
@@ -68,6 +70,7 @@ static void sweep_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	struct mds *m = arg;
 	dsreg_sweep(m->dsreg);
+	recovery_tick(m->recovery); /* logs its own errors */
 }
 
 int main(int argc, char **argv)
@@ -77,6 +80,7 @@ int main(int argc, char **argv)
 		.listen = "127.0.0.1:9400",
 		.heartbeat_ms = DSREG_DEFAULT_HEARTBEAT_MS,
 		.ds_timeout_ms = DSREG_DEFAULT_TIMEOUT_MS,
+		.recovery_streams = RECOVERY_DEFAULT_STREAMS,
 		.max_payload = VDIFS_DEFAULT_MAX_PAYLOAD,
 		.max_conns = 1024,
 		.idle_timeout_ms = 30000,
@@ -89,6 +93,8 @@ int main(int argc, char **argv)
 		{"insecure", CONFIG_BOOL, &o.insecure, "run without a cluster key (no authentication)"},
 		{"heartbeat_ms", CONFIG_U32, &o.heartbeat_ms, "heartbeat period asked of data servers"},
 		{"ds_timeout_ms", CONFIG_U32, &o.ds_timeout_ms, "a data server silent this long is down"},
+		{"recovery_streams", CONFIG_U32, &o.recovery_streams,
+		 "re-replication copies at a time per source data server (their rate: recovery_mb_s on the servers)"},
 		{"max_payload", CONFIG_SIZE, &o.max_payload, "largest request frame accepted"},
 		{"max_conns", CONFIG_U32, &o.max_conns, "most connections at once"},
 		{"idle_timeout_ms", CONFIG_U32, &o.idle_timeout_ms, "close a connection stalled mid-frame this long"},
@@ -135,7 +141,8 @@ int main(int argc, char **argv)
 	snprintf(dbpath, sizeof(dbpath), "%s/meta.ldb", o.data_dir);
 
 	struct mds *m = NULL;
-	struct mds_options mo = {.heartbeat_ms = o.heartbeat_ms, .ds_timeout_ms = o.ds_timeout_ms};
+	struct mds_options mo = {.heartbeat_ms = o.heartbeat_ms, .ds_timeout_ms = o.ds_timeout_ms,
+				 .recovery_streams = o.recovery_streams};
 	if (mds_open(dbpath, &mo, &m, err, sizeof(err)) < 0)
 		daemon_die("metadata store: %s", err);
 

@@ -8,6 +8,7 @@
 #include "dedup.h"
 
 #include "namespace.h"
+#include "recovery.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -29,6 +30,12 @@ int mds_open(const char *db_path, const struct mds_options *opts, struct mds **o
 	rc = dsreg_open(m->store, opts->heartbeat_ms, opts->ds_timeout_ms, &m->dsreg);
 	if (rc < 0) {
 		snprintf(err, errlen, "%s: loading data servers: %s", db_path, strerror(-rc));
+		goto fail;
+	}
+	m->recovery = recovery_new(m, opts->recovery_streams);
+	if (!m->recovery) {
+		rc = -ENOMEM;
+		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
 	/* Session ids differ across restarts, so a client can tell a new MDS. */
@@ -60,6 +67,7 @@ void mds_close(struct mds *m)
 	if (!m)
 		return;
 	session_tab_free(m->sessions);
+	recovery_free(m->recovery);
 	dsreg_free(m->dsreg);
 	mdstore_close(m->store);
 	free(m);

@@ -15,15 +15,19 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct recovery;
+
 struct mds {
 	struct mdstore *store;
 	struct dsreg *dsreg;
 	struct session_tab *sessions;
+	struct recovery *recovery; /* re-replication (recovery.h) */
 };
 
 struct mds_options {
 	uint32_t heartbeat_ms; /* 0: DSREG_DEFAULT_HEARTBEAT_MS */
 	uint32_t ds_timeout_ms; /* 0: DSREG_DEFAULT_TIMEOUT_MS */
+	uint32_t recovery_streams; /* 0: RECOVERY_DEFAULT_STREAMS */
 };
 
 /* Opens the LevelDB at db_path (created if missing), loads the registry and

@@ -158,14 +158,7 @@ out:
 	return rc;
 }
 
-/* Replica count of volume vol, through a one-entry cache (chunks of a
- * volume are mostly adjacent in id order). */
-struct vol_cache {
-	uint32_t vol, replicas;
-	bool valid;
-};
-
-static uint32_t want_of(struct mdstore_txn *t, struct vol_cache *vc, const struct md_chunk *c)
+uint32_t replicas_want(struct mdstore_txn *t, struct replicas_want_cache *vc, const struct md_chunk *c)
 {
 	if (!vc->valid || vc->vol != c->vol) {
 		struct md_volume v;
@@ -173,14 +166,14 @@ static uint32_t want_of(struct mdstore_txn *t, struct vol_cache *vc, const struc
 		vc->replicas = mdstore_get_volume(t, c->vol, &v) == 0 ? v.replicas : c->nrep;
 		vc->valid = true;
 	}
-	return vc->replicas;
+	return vc->replicas < VDIFS_MAX_REPLICAS ? vc->replicas : VDIFS_MAX_REPLICAS;
 }
 
 int replicas_health(struct mds *m, uint64_t *under, uint64_t *lost)
 {
 	struct mdstore_key prefix;
 	struct mdstore_iter *it = NULL;
-	struct vol_cache vc = {0, 0, false};
+	struct replicas_want_cache vc = {0, 0, false};
 	struct mdstore_txn *t = mdstore_txn_begin(m->store);
 	*under = *lost = 0;
 	if (!t)
@@ -199,7 +192,7 @@ int replicas_health(struct mds *m, uint64_t *under, uint64_t *lost)
 		uint32_t up = 0;
 		for (uint32_t r = 0; r < c.nrep; r++)
 			up += dsreg_is_up(m->dsreg, c.ds[r]);
-		if (up < want_of(t, &vc, &c))
+		if (up < replicas_want(t, &vc, &c))
 			(*under)++;
 		if (up == 0)
 			(*lost)++;

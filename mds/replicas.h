@@ -19,6 +19,7 @@
 #include "mds.h"
 #include "proto.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 
 /* Most chunk_version records in one DS_CHUNK_REPORT. */
@@ -34,6 +35,15 @@ int replicas_report(struct mds *m, const struct msg_ds_report_req *req, struct w
  * (every replica up, or none), -ESTALE (the file's layer has no such
  * chunk at index), -ENOENT (no such file), -EIO, -ENOMEM. */
 int replicas_repair(struct mds *m, const struct msg_chunk_repair_req *req, struct wbuf *reply);
+
+/* The replica count chunk c's volume asks for (its own count when the
+ * volume is gone), through a one-entry cache: chunks of a volume are
+ * mostly adjacent in id order.  Start the cache zeroed. */
+struct replicas_want_cache {
+	uint32_t vol, replicas;
+	bool valid;
+};
+uint32_t replicas_want(struct mdstore_txn *t, struct replicas_want_cache *vc, const struct md_chunk *c);
 
 /* Counts chunks with fewer replicas up than their volume's replica count
  * (under) and with none up (lost).  Walks the chunk table: an admin call.

@@ -12,6 +12,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static const char usage[] =
 	"usage: vdifs-admin [OPTIONS] COMMAND [ARGS]\n"
@@ -22,7 +23,10 @@ static const char usage[] =
 	"  volume remove NAME [--force]     (--force: remove a volume that still has files)\n"
 	"  volume set NAME KEY VALUE        (keys: replicas, chunk_size)\n"
 	"  ds list                          data servers, up or down, and their space\n"
-	"  status                           cluster summary\n"
+	"  status [--wait]                  cluster summary, with chunks short of replicas and\n"
+	"                                   the re-replication under way; --wait: until every\n"
+	"                                   chunk has its replica count again (a progress bar\n"
+	"                                   on a terminal)\n"
 	"  fsck [--repair]                  check the MDS's records (links, refcounts, layer\n"
 	"                                   tree, counters); --repair fixes what is safe\n"
 	"\n"
@@ -40,6 +44,7 @@ static const char usage[] =
 static bool json;
 static bool force;
 static bool repair;
+static bool wait_recovery;
 static uint64_t chunk_size;
 static uint32_t replicas;
 
@@ -143,16 +148,35 @@ static int cmd_status(struct vdifs_client *c)
 	struct msg_cluster_status_rep s;
 	if (vdifs_cluster_status(c, &s) < 0)
 		return fail("status");
+	if (wait_recovery) {
+		/* Progress: chunks brought back since the most seen short. */
+		uint64_t most = s.under;
+		while (s.under > 0) {
+			if (s.under > most)
+				most = s.under;
+			tool_progress("re-replicating", most - s.under, most);
+			struct timespec ts = {0, 500 * 1000 * 1000};
+			nanosleep(&ts, NULL);
+			if (vdifs_cluster_status(c, &s) < 0)
+				return fail("status");
+		}
+		tool_progress("re-replicating", most, most);
+	}
 	if (json) {
 		printf("{\"volumes\":%u,\"ds_up\":%u,\"ds_total\":%u,\"chunks\":%" PRIu64 ",\"total\":%" PRIu64
-		       ",\"avail\":%" PRIu64 ",\"used\":%" PRIu64 "}\n",
-		       s.volumes, s.ds_up, s.ds_total, s.chunks, s.total, s.avail, s.used);
+		       ",\"avail\":%" PRIu64 ",\"used\":%" PRIu64 ",\"under_replicated\":%" PRIu64
+		       ",\"no_replica_up\":%" PRIu64 ",\"recovering\":%u,\"recovered\":%" PRIu64 "}\n",
+		       s.volumes, s.ds_up, s.ds_total, s.chunks, s.total, s.avail, s.used, s.under, s.lost,
+		       s.recovering, s.recovered);
 		return 0;
 	}
 	char t[32], a[32], u[32];
 	printf("volumes:      %u\n", s.volumes);
 	printf("data servers: %u up of %u\n", s.ds_up, s.ds_total);
 	printf("chunks:       %" PRIu64 "\n", s.chunks);
+	printf("replication:  %" PRIu64 " chunk%s short of replicas (%" PRIu64 " with none up); %u cop%s under way, %" PRIu64
+	       " made since the MDS started\n",
+	       s.under, s.under == 1 ? "" : "s", s.lost, s.recovering, s.recovering == 1 ? "y" : "ies", s.recovered);
 	printf("space:        %s total, %s available, %s used by chunks\n", tool_human_size(s.total, t, sizeof(t)),
 	       tool_human_size(s.avail, a, sizeof(a)), tool_human_size(s.used, u, sizeof(u)));
 	return 0;
@@ -228,7 +252,7 @@ int main(int argc, char **argv)
 	tool_prog = "vdifs-admin";
 	struct tool_target t;
 	tool_target_defaults(&t);
-	enum { O_MDS = 256, O_KEY, O_INSECURE, O_JSON, O_FORCE, O_CHUNK, O_REPLICAS, O_REPAIR };
+	enum { O_MDS = 256, O_KEY, O_INSECURE, O_JSON, O_FORCE, O_CHUNK, O_REPLICAS, O_REPAIR, O_WAIT };
 	static const struct option longopts[] = {
 		{"cluster", required_argument, NULL, 'C'}, {"mds", required_argument, NULL, O_MDS},
 		{"key-file", required_argument, NULL, O_KEY}, {"insecure", no_argument, NULL, O_INSECURE},
@@ -236,6 +260,7 @@ int main(int argc, char **argv)
 		{"chunk-size", required_argument, NULL, O_CHUNK},
 		{"replicas", required_argument, NULL, O_REPLICAS},
 		{"repair", no_argument, NULL, O_REPAIR},
+		{"wait", no_argument, NULL, O_WAIT},
 		{"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
 	};
 	int opt;
@@ -251,6 +276,7 @@ int main(int argc, char **argv)
 		case O_JSON: json = true; break;
 		case O_FORCE: force = true; break;
 		case O_REPAIR: repair = true; break;
+		case O_WAIT: wait_recovery = true; break;
 		case O_CHUNK:
 			if (config_parse_size(optarg, &chunk_size) < 0) {
 				tool_error("--chunk-size: '%s' is not a size (e.g. 64M)", optarg);

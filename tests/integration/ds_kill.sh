@@ -1,10 +1,11 @@
 #!/bin/bash
 # kill -9 of a data server while fio writes a file with --verify=crc32c on the
 # mount (replica count 2): fio finishes without an error and its verify pass
-# reads every block back right; the stall is reported.  The killed server
-# restarts: it reports its chunks, the copies that missed writes are deleted
-# (the MDS bumped those chunks' versions), and a fresh read of the whole file
-# is still right.
+# reads every block back right; the stall is reported.  The MDS re-replicates
+# every chunk that lost its copy on ds2 (timed); then ds1 is killed too and
+# the whole file still reads right from the new copies.  Both come back:
+# ds2's copies that missed writes are deleted (the MDS bumped those chunks'
+# versions), every chunk is back to 2 replicas, and the file reads right.
 . "$(dirname "$0")/lib.sh"
 start_cluster
 SIZE=${VDIFS_TEST_FIO_SIZE:-1G}
@@ -30,8 +31,24 @@ print("[ds_kill] wrote %d MiB; longest write %.2f s (the stall), median %.1f ms"
       % (w["io_bytes"] >> 20, w["clat_ns"]["max"] / 1e9, w["clat_ns"]["percentile"]["50.000000"] / 1e6))
 PY
 grep -q "dropped" "$C/logs/mds.log" || fail "the MDS dropped no replica of ds2 (was ds2 written to?)"
-log "restart ds2"
-vdifs-cluster start "$C" >/dev/null || fail "restart ds2"
+status() { vdifs-admin -C "$C" status --json | python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
+log "re-replication while ds2 is down: $(status under_replicated) chunks short"
+t0=$(date +%s.%N)
+timeout 180 vdifs-admin -C "$C" status --wait >/dev/null || fail "re-replication did not finish in 180 s"
+log "every chunk has 2 replicas again after $(python3 -c "print('%.1f' % ($(date +%s.%N) - $t0))") s ($(status recovered) copies)"
+[ "$(status under_replicated)" = 0 ] || fail "chunks still short of replicas"
+verify() {
+	drop_caches
+	fio --name=killds --filename="$MNT/f.dat" --size="$SIZE" --rw=randwrite --bs=256k --ioengine=psync \
+		--verify=crc32c --verify_fatal=1 --verify_only=1 --verify_state_save=0 >"$WORK/verify.log" 2>&1 ||
+		{ cat "$WORK/verify.log" >&2; fail "data differs $1"; }
+}
+# The new copies are real: with ds1 gone too, every chunk still reads right.
+log "kill -9 ds1 as well and read everything back"
+kill -9 "$(pid_of ds1)"
+verify "with ds1 and ds2 down"
+log "restart ds1 and ds2"
+vdifs-cluster start "$C" >/dev/null || fail "restart ds1 and ds2"
 for _ in $(seq 1 100); do
 	grep -q "reported .* to the MDS" "$C/logs/ds2.log" && break
 	sleep 0.1
@@ -40,9 +57,6 @@ line=$(grep "reported .* to the MDS" "$C/logs/ds2.log" | tail -1)
 log "ds2: ${line#*: }"
 deleted=$(sed -n 's/.*(\([0-9]*\) stale or unknown deleted).*/\1/p' <<<"$line")
 [ "${deleted:-0}" -gt 0 ] || fail "ds2 came back with no stale copy deleted"
-drop_caches
-log "read the file back after the restart"
-fio --name=killds --filename="$MNT/f.dat" --size="$SIZE" --rw=randwrite --bs=256k --ioengine=psync \
-	--verify=crc32c --verify_fatal=1 --verify_only=1 --verify_state_save=0 >"$WORK/verify.log" 2>&1 ||
-	{ cat "$WORK/verify.log" >&2; fail "data differs after ds2 came back"; }
+timeout 180 vdifs-admin -C "$C" status --wait >/dev/null || fail "re-replication after the restarts did not finish"
+verify "after ds1 and ds2 came back"
 log "ok"
