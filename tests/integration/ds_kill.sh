@@ -9,6 +9,24 @@
 . "$(dirname "$0")/lib.sh"
 start_cluster
 SIZE=${VDIFS_TEST_FIO_SIZE:-1G}
+# A clone with writes of its own: its delta chunks must be copied only next
+# to copies of their bases.
+dd if=/dev/urandom of="$WORK/base" bs=1M count=128 status=none
+cp "$WORK/base" "$MNT/base.img"
+vdifs-clone "$MNT/base.img" "$MNT/desk.img" || fail "clone"
+cp "$WORK/base" "$WORK/desk"
+python3 - "$MNT/desk.img" "$WORK/desk" <<'PY' || fail "writes to the clone"
+import os, random, sys
+rnd = random.Random(7)
+fds = [os.open(p, os.O_WRONLY) for p in sys.argv[1:]]
+for _ in range(300):
+    off, data = rnd.randrange(0, (128 << 20) - 4096), os.urandom(4096)
+    for fd in fds:
+        os.pwrite(fd, data, off)
+for fd in fds:
+    os.fsync(fd)
+    os.close(fd)
+PY
 log "fio writes $SIZE (random 256 KiB writes) and kill -9 of ds2 a second in"
 fio --name=killds --filename="$MNT/f.dat" --size="$SIZE" --rw=randwrite --bs=256k --ioengine=psync \
 	--verify=crc32c --verify_fatal=1 --do_verify=1 --verify_state_save=0 --output-format=json \
@@ -39,6 +57,8 @@ log "every chunk has 2 replicas again after $(python3 -c "print('%.1f' % ($(date
 [ "$(status under_replicated)" = 0 ] || fail "chunks still short of replicas"
 verify() {
 	drop_caches
+	cmp "$MNT/base.img" "$WORK/base" || fail "the base image differs $1"
+	cmp "$MNT/desk.img" "$WORK/desk" || fail "the clone differs $1"
 	fio --name=killds --filename="$MNT/f.dat" --size="$SIZE" --rw=randwrite --bs=256k --ioengine=psync \
 		--verify=crc32c --verify_fatal=1 --verify_only=1 --verify_state_save=0 >"$WORK/verify.log" 2>&1 ||
 		{ cat "$WORK/verify.log" >&2; fail "data differs $1"; }
@@ -48,11 +68,14 @@ log "kill -9 ds1 as well and read everything back"
 kill -9 "$(pid_of ds1)"
 verify "with ds1 and ds2 down"
 log "restart ds1 and ds2"
+reports() { grep -c "reported .* to the MDS" "$C/logs/ds2.log" || true; }
+before=$(reports)
 vdifs-cluster start "$C" >/dev/null || fail "restart ds1 and ds2"
 for _ in $(seq 1 100); do
-	grep -q "reported .* to the MDS" "$C/logs/ds2.log" && break
+	[ "$(reports)" -gt "$before" ] && break
 	sleep 0.1
 done
+[ "$(reports)" -gt "$before" ] || fail "ds2 did not report its chunks after the restart"
 line=$(grep "reported .* to the MDS" "$C/logs/ds2.log" | tail -1)
 log "ds2: ${line#*: }"
 deleted=$(sed -n 's/.*(\([0-9]*\) stale or unknown deleted).*/\1/p' <<<"$line")
