@@ -24,6 +24,9 @@
 #include <unistd.h>
 
 #define PROG "vdifs-mds"
+/* Descriptors besides connections: LevelDB's table cache (its default
+ * max_open_files), its log and lock files, the log, the event loop. */
+#define MDS_OTHER_FDS (1000 + 64)
 
 struct mds_opts {
 	char *listen;
@@ -122,6 +125,14 @@ int main(int argc, char **argv)
 		    o.heartbeat_ms);
 	if (o.max_conns == 0)
 		daemon_die("--max-conns: must be at least 1");
+	uint64_t nofile = rpc_raise_nofile();
+	if ((uint64_t)o.max_conns + MDS_OTHER_FDS > nofile) {
+		uint32_t fit = nofile > MDS_OTHER_FDS + 16 ? (uint32_t)(nofile - MDS_OTHER_FDS) : 16;
+		log_warn("open file limit %llu: max_conns %u (not %u); raise ulimit -n", (unsigned long long)nofile,
+			 fit < o.max_conns ? fit : o.max_conns, o.max_conns);
+		if (fit < o.max_conns)
+			o.max_conns = fit;
+	}
 
 	struct rpc_auth auth;
 	daemon_load_auth(o.key_file, o.insecure, &auth);
