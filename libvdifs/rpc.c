@@ -701,7 +701,10 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
 		log_debug("%s: %s", c->peer, evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
 	else
 		log_debug("%s: disconnected", c->peer);
-	conn_close(c);
+	if ((what & BEV_EVENT_TIMEOUT) && (what & BEV_EVENT_WRITING))
+		conn_abort(c); /* it would not read the rest either */
+	else
+		conn_close(c);
 }
 
 static void format_addr(const struct sockaddr *sa, char *out, size_t len)
