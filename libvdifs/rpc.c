@@ -173,9 +173,9 @@ enum conn_state { CONN_WAIT_HELLO, CONN_WAIT_AUTH, CONN_READY };
  * that time.  The listener yields to the rest of the loop after every
  * RPC_ACCEPT_BURST accepts, so that a storm of connects waiting in the
  * backlog cannot push out a client whose HELLO is already there before it is
- * read.  What unauthenticated peers cause (refusals,
- * drops, failed handshakes) is logged at most RPC_LOG_BURST lines a second,
- * each line counting what was left out, so a flood cannot fill the disk.
+ * read.  What unauthenticated peers cause (refusals, drops, failed
+ * handshakes) is logged at most RPC_LOG_BURST lines a second, each line
+ * counting what was left out, so a flood cannot fill the disk.
  */
 #define RPC_HANDSHAKE_MAX_PAYLOAD 1024
 #define RPC_ACCEPT_BURST 16
@@ -608,8 +608,8 @@ static void conn_write_cb(struct bufferevent *bev, void *arg)
 
 /*
  * The read timeout guards the handshake (the whole of it: it must end
- * idle_timeout_ms after the accept) and partial frames (idle_timeout_ms without a byte),
- * not idle authenticated peers.  The write timeout closes a peer that stops
+ * idle_timeout_ms after the accept) and partial frames (idle_timeout_ms
+ * without a byte), not idle authenticated peers.  The write timeout closes a peer that stops
  * reading its replies for idle_timeout_ms, but not less than
  * RPC_WRITE_STALL_MIN_MS (a busy client's loop may pause a while between
  * reads); it runs only while output waits for the socket (the write event is
