@@ -25,7 +25,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -98,24 +97,17 @@ static void lock_dir(const char *dir)
  * file cache that leaves room for the connections. */
 static void fit_nofile(struct ds_opts *o)
 {
-	struct rlimit rl;
-	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
-		return;
-	if (rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &rl);
-		getrlimit(RLIMIT_NOFILE, &rl);
-	}
+	uint64_t nofile = rpc_raise_nofile();
 	/* Peers, the MDS link, sync duplicates, logs and spare; the rest is
 	 * shared by client connections and cached chunk files. */
 	uint64_t spare = 2 * PEERS_GUESS + 64;
-	if (rl.rlim_cur == RLIM_INFINITY || (uint64_t)o->fd_cache + o->max_conns + spare <= rl.rlim_cur)
+	if ((uint64_t)o->fd_cache + o->max_conns + spare <= nofile)
 		return;
-	uint64_t budget = rl.rlim_cur > spare + 64 ? rl.rlim_cur - spare : 64;
+	uint64_t budget = nofile > spare + 64 ? nofile - spare : 64;
 	uint32_t cache = o->fd_cache < budget / 3 ? o->fd_cache : (uint32_t)(budget / 3);
 	uint32_t conns = o->max_conns < budget - cache ? o->max_conns : (uint32_t)(budget - cache);
 	log_warn("open file limit %llu: chunk file cache %u (not %u), connections %u (not %u); raise ulimit -n",
-		 (unsigned long long)rl.rlim_cur, cache, o->fd_cache, conns, o->max_conns);
+		 (unsigned long long)nofile, cache, o->fd_cache, conns, o->max_conns);
 	o->fd_cache = cache;
 	o->max_conns = conns;
 }
@@ -143,8 +135,8 @@ int main(int argc, char **argv)
 		{"key_file", CONFIG_STR, &o.key_file, "cluster key file"},
 		{"insecure", CONFIG_BOOL, &o.insecure, "run without a cluster key (no authentication)"},
 		{"max_payload", CONFIG_SIZE, &o.max_payload, "largest request frame accepted"},
-		{"max_conns", CONFIG_U32, &o.max_conns, "most client connections at once"},
-		{"idle_timeout_ms", CONFIG_U32, &o.idle_timeout_ms, "close a connection stalled mid-frame this long"},
+		{"max_conns", CONFIG_U32, &o.max_conns, "most connections at once (unauthenticated ones give way to new ones)"},
+		{"idle_timeout_ms", CONFIG_U32, &o.idle_timeout_ms, "close a connection stalled mid-frame, in the handshake or not reading replies this long"},
 		{"fwd_timeout_ms", CONFIG_U32, &o.fwd_timeout_ms, "fail a forwarded write a replica leaves unanswered this long"},
 		{"recovery_mb_s", CONFIG_U32, &o.recovery_mb_s,
 		 "MiB/s this server sends when copying chunks to others for re-replication (all copies together)"},

@@ -37,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -85,6 +86,26 @@ static struct timeval ms_to_tv(uint32_t ms)
 {
 	struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
 	return tv;
+}
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+uint64_t rpc_raise_nofile(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return 1024;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0 || getrlimit(RLIMIT_NOFILE, &rl) < 0)
+			return 1024;
+	}
+	return rl.rlim_cur == RLIM_INFINITY ? UINT64_MAX : (uint64_t)rl.rlim_cur;
 }
 
 /* Writes what bev's output holds to its socket now, as much as the socket
@@ -138,6 +159,35 @@ static int write_frame(struct bufferevent *bev, uint16_t type, uint64_t id, int3
 
 enum conn_state { CONN_WAIT_HELLO, CONN_WAIT_AUTH, CONN_READY };
 
+/*
+ * Hostile peers.  Until a peer has proved the cluster key it may hold
+ * little: its frames are bounded by RPC_HANDSHAKE_MAX_PAYLOAD (HELLO and AUTH
+ * are a few hundred bytes), the whole handshake must end within
+ * idle_timeout_ms of the accept (a peer trickling a byte at a time does not
+ * restart the clock), and it owns no place in max_conns: when the server is
+ * full, or accept() runs out of file descriptors, the oldest connection still
+ * in the handshake is dropped to make room.  New connections are refused only
+ * while every place is held by an authenticated peer.  A real client needs
+ * two round trips to authenticate; a flood of connections that never do
+ * pushes it out only if it brings as many new ones as there are places in
+ * that time.  The listener yields to the rest of the loop after every
+ * RPC_ACCEPT_BURST accepts, so that a storm of connects waiting in the
+ * backlog cannot push out a client whose HELLO is already there before it is
+ * read.  What unauthenticated peers cause (refusals, drops, failed
+ * handshakes) is logged at most RPC_LOG_BURST lines a second, each line
+ * counting what was left out, so a flood cannot fill the disk.
+ */
+#define RPC_HANDSHAKE_MAX_PAYLOAD 1024
+#define RPC_ACCEPT_BURST 16
+#define RPC_LOG_BURST 10
+/* accept() failed for want of file descriptors with no handshake to drop:
+ * stop accepting this long (the listening socket stays readable, and the
+ * loop would spin on it). */
+#define RPC_ACCEPT_PAUSE_MS 100
+#define RPC_WRITE_STALL_MIN_MS 5000
+
+_Static_assert(RPC_HANDSHAKE_MAX_PAYLOAD >= 1 + 16 + 4 + VDIFS_NAME_MAX, "a HELLO fits the handshake bound");
+
 struct rpc_server {
 	struct event_base *base;
 	struct evconnlistener *listener;
@@ -147,6 +197,13 @@ struct rpc_server {
 	struct rpc_conn *conns;   /* every connection not yet freed */
 	struct event *flush_ev;   /* made active when a reply is queued: see conn_want_flush */
 	struct rpc_conn *flushq;  /* connections with replies to write (each holds a ref) */
+	struct rpc_conn *hs_head, *hs_tail; /* open connections in the handshake, oldest first */
+	struct event *resume_ev;  /* re-enables the listener after a pause */
+	uint32_t accepts;         /* since the listener last yielded */
+	/* log lines about unauthenticated peers: this second's count, left out */
+	uint64_t log_second;
+	uint32_t log_lines;
+	uint64_t log_skipped;
 };
 
 struct rpc_conn {
@@ -163,12 +220,73 @@ struct rpc_conn {
 	void *data;
 	bool flush_queued;            /* on srv->flushq */
 	struct rpc_conn *flush_next;
+	bool in_hs;                   /* on srv's handshake list */
+	struct rpc_conn *hs_prev, *hs_next;
+	uint64_t accepted_ms;         /* monotonic */
 };
+
+/* Logs a warning about a peer that has not authenticated, within the
+ * server's budget of RPC_LOG_BURST such lines a second. */
+static void server_log_hostile(struct rpc_server *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void server_log_hostile(struct rpc_server *s, const char *fmt, ...)
+{
+	uint64_t sec = mono_ms() / 1000;
+	if (sec != s->log_second) {
+		s->log_second = sec;
+		s->log_lines = 0;
+	}
+	if (s->log_lines >= RPC_LOG_BURST) {
+		s->log_skipped++;
+		return;
+	}
+	s->log_lines++;
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (s->log_skipped)
+		log_warn("%s (%llu similar lines about unauthenticated peers left out before this one)", msg,
+			 (unsigned long long)s->log_skipped);
+	else
+		log_warn("%s", msg);
+	s->log_skipped = 0;
+}
+
+static void hs_unlink(struct rpc_conn *c)
+{
+	if (!c->in_hs)
+		return;
+	struct rpc_server *s = c->srv;
+	if (c->hs_prev)
+		c->hs_prev->hs_next = c->hs_next;
+	else
+		s->hs_head = c->hs_next;
+	if (c->hs_next)
+		c->hs_next->hs_prev = c->hs_prev;
+	else
+		s->hs_tail = c->hs_prev;
+	c->hs_prev = c->hs_next = NULL;
+	c->in_hs = false;
+}
+
+static void hs_append(struct rpc_server *s, struct rpc_conn *c)
+{
+	c->hs_prev = s->hs_tail;
+	c->hs_next = NULL;
+	if (s->hs_tail)
+		s->hs_tail->hs_next = c;
+	else
+		s->hs_head = c;
+	s->hs_tail = c;
+	c->in_hs = true;
+}
 
 static void conn_unlink(struct rpc_conn *c)
 {
 	if (!c->srv)
 		return;
+	hs_unlink(c);
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -205,6 +323,7 @@ static void conn_flushed_cb(struct bufferevent *bev, void *arg)
 {
 	(void)bev;
 	struct rpc_conn *c = arg;
+	hs_unlink(c);
 	bufferevent_free(c->bev);
 	c->bev = NULL;
 	rpc_conn_unref(c);
@@ -226,16 +345,45 @@ static void conn_close(struct rpc_conn *c)
 		c->srv->cfg.on_close(c->srv->cfg.arg, c);
 	bufferevent_disable(c->bev, EV_READ);
 	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+		hs_unlink(c);
 		bufferevent_free(c->bev);
 		c->bev = NULL;
 		rpc_conn_unref(c);
 		return;
 	}
-	/* Give the error reply a bounded time to leave. */
+	/* Give the error reply a bounded time to leave.  An unauthenticated
+	 * peer stays on the handshake list meanwhile: a flood of peers that do
+	 * not read their refusals is dropped like any other. */
 	struct timeval tv = {.tv_sec = 5, .tv_usec = 0};
 	bufferevent_set_timeouts(c->bev, NULL, &tv);
 	bufferevent_setcb(c->bev, NULL, conn_flushed_cb, conn_flush_failed_cb, c);
 	bufferevent_enable(c->bev, EV_WRITE);
+}
+
+/* Closes c and frees its socket now, dropping output not yet sent. */
+static void conn_abort(struct rpc_conn *c)
+{
+	rpc_conn_ref(c);
+	conn_close(c);
+	if (c->bev) { /* was flushing: give up on the rest */
+		hs_unlink(c);
+		bufferevent_free(c->bev);
+		c->bev = NULL;
+		rpc_conn_unref(c);
+	}
+	rpc_conn_unref(c);
+}
+
+/* Drops the oldest connection still in the handshake, to free a place or a
+ * file descriptor; false when there is none. */
+static bool server_drop_oldest_handshake(struct rpc_server *s, const char *why)
+{
+	struct rpc_conn *c = s->hs_head;
+	if (!c)
+		return false;
+	server_log_hostile(s, "%s: dropped, still unauthenticated, %s", c->peer, why);
+	conn_abort(c);
+	return true;
 }
 
 /* A peer that sends requests but never reads replies must not make us buffer
@@ -358,9 +506,13 @@ void rpc_reject(const struct rpc_request *req, int status, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	log_warn("%s: %s; closing connection", req->conn->peer, msg);
+	struct rpc_conn *c = req->conn;
+	if (c->state != CONN_READY && c->srv)
+		server_log_hostile(c->srv, "%s: %s; closing connection", c->peer, msg);
+	else
+		log_warn("%s: %s; closing connection", c->peer, msg);
 	send_error(req, status, msg);
-	conn_close(req->conn);
+	conn_close(c);
 }
 
 static void handle_hello(struct rpc_conn *c, const struct rpc_request *req)
@@ -412,6 +564,7 @@ static void handle_auth(struct rpc_conn *c, const struct rpc_request *req)
 		return;
 	}
 	c->state = CONN_READY;
+	hs_unlink(c);
 	log_debug("%s: authenticated", c->peer);
 	rpc_reply(req, NULL);
 }
@@ -453,17 +606,36 @@ static void conn_write_cb(struct bufferevent *bev, void *arg)
 		bufferevent_enable(bev, EV_READ);
 }
 
-/* A read timeout guards the handshake and partial frames, not idle peers. */
+/*
+ * The read timeout guards the handshake (the whole of it: it must end
+ * idle_timeout_ms after the accept) and partial frames (idle_timeout_ms
+ * without a byte), not idle authenticated peers.  The write timeout closes a peer that stops
+ * reading its replies for idle_timeout_ms, but not less than
+ * RPC_WRITE_STALL_MIN_MS (a busy client's loop may pause a while between
+ * reads); it runs only while output waits for the socket (the write event is
+ * enabled only then, see conn_flush).
+ */
+static uint32_t write_stall_ms(const struct rpc_server *s)
+{
+	return s->cfg.idle_timeout_ms > RPC_WRITE_STALL_MIN_MS ? s->cfg.idle_timeout_ms : RPC_WRITE_STALL_MIN_MS;
+}
+
 static void conn_arm_timeout(struct rpc_conn *c)
 {
 	if (c->closed || !c->bev || !c->srv->cfg.idle_timeout_ms)
 		return;
-	if (c->state != CONN_READY || evbuffer_get_length(bufferevent_get_input(c->bev)) > 0) {
-		struct timeval tv = ms_to_tv(c->srv->cfg.idle_timeout_ms);
-		bufferevent_set_timeouts(c->bev, &tv, NULL);
-	} else {
-		bufferevent_set_timeouts(c->bev, NULL, NULL);
+	uint32_t idle = c->srv->cfg.idle_timeout_ms;
+	struct timeval rtv, wtv = ms_to_tv(write_stall_ms(c->srv));
+	const struct timeval *rp = NULL;
+	if (c->state != CONN_READY) {
+		uint64_t deadline = c->accepted_ms + c->srv->cfg.idle_timeout_ms, now = mono_ms();
+		rtv = ms_to_tv(deadline > now ? (uint32_t)(deadline - now) : 1);
+		rp = &rtv;
+	} else if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0) {
+		rtv = ms_to_tv(idle);
+		rp = &rtv;
 	}
+	bufferevent_set_timeouts(c->bev, rp, &wtv);
 }
 
 static void conn_read_cb(struct bufferevent *bev, void *arg)
@@ -478,7 +650,10 @@ static void conn_read_cb(struct bufferevent *bev, void *arg)
 		uint8_t hb[VDIFS_FRAME_HDR_LEN];
 		evbuffer_copyout(in, hb, sizeof(hb));
 		struct vdifs_frame_hdr h;
-		int rc = frame_hdr_decode(hb, c->srv->cfg.max_payload, &h);
+		uint32_t bound = c->srv->cfg.max_payload;
+		if (c->state != CONN_READY && bound > RPC_HANDSHAKE_MAX_PAYLOAD)
+			bound = RPC_HANDSHAKE_MAX_PAYLOAD;
+		int rc = frame_hdr_decode(hb, bound, &h);
 		if (rc < 0) {
 			struct rpc_request req = {.conn = c, .type = h.type & ~VDIFS_REPLY_BIT, .req_id = h.req_id};
 			if (rc == -EPROTO)
@@ -487,8 +662,8 @@ static void conn_read_cb(struct bufferevent *bev, void *arg)
 				rpc_reject(&req, rc, "protocol version %u not supported (this server speaks %u)",
 					   h.version, VDIFS_PROTO_VERSION);
 			else
-				rpc_reject(&req, rc, "frame of %u bytes is over the bound of %u", h.len,
-					   c->srv->cfg.max_payload);
+				rpc_reject(&req, rc, "frame of %u bytes is over the bound of %u%s", h.len, bound,
+					   c->state == CONN_READY ? "" : " before authentication");
 			break;
 		}
 		size_t flen = VDIFS_FRAME_HDR_LEN + (size_t)h.len;
@@ -514,14 +689,22 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	(void)bev;
 	struct rpc_conn *c = arg;
-	if (what & BEV_EVENT_TIMEOUT)
-		log_warn("%s: %s; closing connection", c->peer,
-			 c->state == CONN_READY ? "stalled in the middle of a frame" : "handshake timed out");
+	uint32_t ms = c->srv ? c->srv->cfg.idle_timeout_ms : 0;
+	if ((what & BEV_EVENT_TIMEOUT) && (what & BEV_EVENT_WRITING))
+		log_warn("%s: read none of its replies for %u ms; closing connection", c->peer,
+			 c->srv ? write_stall_ms(c->srv) : 0);
+	else if ((what & BEV_EVENT_TIMEOUT) && c->state == CONN_READY)
+		log_warn("%s: stalled in the middle of a frame for %u ms; closing connection", c->peer, ms);
+	else if ((what & BEV_EVENT_TIMEOUT) && c->srv)
+		server_log_hostile(c->srv, "%s: handshake not done within %u ms; closing connection", c->peer, ms);
 	else if (what & BEV_EVENT_ERROR)
 		log_debug("%s: %s", c->peer, evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
 	else
 		log_debug("%s: disconnected", c->peer);
-	conn_close(c);
+	if ((what & BEV_EVENT_TIMEOUT) && (what & BEV_EVENT_WRITING))
+		conn_abort(c); /* it would not read the rest either */
+	else
+		conn_close(c);
 }
 
 static void format_addr(const struct sockaddr *sa, char *out, size_t len)
@@ -540,15 +723,37 @@ static void format_addr(const struct sockaddr *sa, char *out, size_t len)
 	snprintf(out, len, "%s:%u", host, port);
 }
 
+/* Stops accepting for ms (0: until the loop has run what is ready now). */
+static void listener_pause(struct rpc_server *s, uint32_t ms)
+{
+	struct timeval tv = ms_to_tv(ms);
+	if (evconnlistener_disable(s->listener) == 0 && event_add(s->resume_ev, &tv) < 0)
+		evconnlistener_enable(s->listener);
+}
+
+static void listener_resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct rpc_server *s = arg;
+	evconnlistener_enable(s->listener);
+}
+
 static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
 {
 	(void)l;
 	(void)salen;
 	struct rpc_server *s = arg;
+	if (++s->accepts >= RPC_ACCEPT_BURST) {
+		s->accepts = 0;
+		listener_pause(s, 0);
+	}
 	char peer[64];
 	format_addr(sa, peer, sizeof(peer));
-	if (s->cfg.max_conns && s->nconns >= s->cfg.max_conns) {
-		log_warn("%s: refused: %u connections already open (max_conns)", peer, s->nconns);
+	if (s->cfg.max_conns && s->nconns >= s->cfg.max_conns &&
+	    !server_drop_oldest_handshake(s, "to make room for a new connection (max_conns)")) {
+		server_log_hostile(s, "%s: refused: %u authenticated connections already open (max_conns)", peer,
+				   s->nconns);
 		evutil_closesocket(fd);
 		return;
 	}
@@ -572,6 +777,8 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	}
 	c->counted = true;
 	s->nconns++;
+	c->accepted_ms = mono_ms();
+	hs_append(s, c);
 	set_nodelay(fd);
 	set_io_sizes(c->bev);
 	bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
@@ -580,12 +787,25 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	log_debug("%s: connected", c->peer);
 }
 
+/*
+ * accept() failed (libevent already retries EINTR, EAGAIN, ECONNABORTED).
+ * Out of file descriptors (EMFILE, ENFILE) or memory: drop the oldest
+ * unauthenticated connection so that the next accept gets its descriptor,
+ * or, with none to drop, stop accepting for RPC_ACCEPT_PAUSE_MS, since the
+ * listening socket stays readable and the loop would spin on it.  The
+ * connections we have are served on.
+ */
 static void listener_error_cb(struct evconnlistener *l, void *arg)
 {
 	(void)l;
 	struct rpc_server *s = arg;
-	/* EMFILE and friends: keep serving the connections we have. */
-	log_error("%s: accept failed: %s", s->cfg.name, evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+	int e = EVUTIL_SOCKET_ERROR();
+	bool no_fds = e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM;
+	if (no_fds && server_drop_oldest_handshake(s, "to free a file descriptor (accept: out of them)"))
+		return;
+	server_log_hostile(s, "%s: accept failed: %s; not accepting for %d ms", s->cfg.name,
+			   evutil_socket_error_to_string(e), RPC_ACCEPT_PAUSE_MS);
+	listener_pause(s, RPC_ACCEPT_PAUSE_MS);
 }
 
 struct rpc_server *rpc_server_start(struct event_base *base, const struct rpc_server_config *cfg,
@@ -611,8 +831,13 @@ struct rpc_server *rpc_server_start(struct event_base *base, const struct rpc_se
 	if (!s->cfg.max_payload)
 		s->cfg.max_payload = VDIFS_DEFAULT_MAX_PAYLOAD;
 	s->flush_ev = event_new(base, -1, 0, server_flush_cb, s);
-	if (!s->flush_ev) {
+	s->resume_ev = evtimer_new(base, listener_resume_cb, s);
+	if (!s->flush_ev || !s->resume_ev) {
 		freeaddrinfo(ai);
+		if (s->flush_ev)
+			event_free(s->flush_ev);
+		if (s->resume_ev)
+			event_free(s->resume_ev);
 		free(s);
 		snprintf(err, errlen, "out of memory");
 		return NULL;
@@ -625,6 +850,7 @@ struct rpc_server *rpc_server_start(struct event_base *base, const struct rpc_se
 		snprintf(err, errlen, "%s:%u: %s", cfg->host, cfg->port, strerror(e));
 		freeaddrinfo(ai);
 		event_free(s->flush_ev);
+		event_free(s->resume_ev);
 		free(s);
 		return NULL;
 	}
@@ -651,16 +877,12 @@ void rpc_server_free(struct rpc_server *s)
 	while (s->conns) {
 		struct rpc_conn *c = s->conns;
 		rpc_conn_ref(c);
-		conn_close(c);
-		if (c->bev) { /* was flushing: give up on the rest */
-			bufferevent_free(c->bev);
-			c->bev = NULL;
-			rpc_conn_unref(c);
-		}
+		conn_abort(c);
 		conn_unlink(c);
 		rpc_conn_unref(c);
 	}
 	server_flush_cb(-1, 0, s); /* drops refs taken by replies made by on_close */
+	event_free(s->resume_ev);
 	event_free(s->flush_ev);
 	free(s);
 }

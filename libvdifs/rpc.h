@@ -80,9 +80,13 @@ struct rpc_server_config {
 	const char *name;        /* for logs: "mds", "ds" */
 	const char *host;        /* address to bind */
 	uint16_t port;           /* 0: pick one (see rpc_server_port) */
-	uint32_t max_payload;    /* frames longer than this are refused */
-	uint32_t max_conns;      /* further connections are refused */
-	uint32_t idle_timeout_ms; /* a connection silent this long mid-frame or in handshake is closed */
+	uint32_t max_payload;    /* frames longer than this are refused (1 KiB before authentication) */
+	uint32_t max_conns;      /* open connections; when full, the oldest one still in the
+				  * handshake is dropped for a new one, else (all are
+				  * authenticated) the new one is refused */
+	uint32_t idle_timeout_ms; /* closes a connection silent this long mid-frame, one not
+				   * reading its replies this long (at least 5 s), and a
+				   * handshake not done this long after the accept (0: never) */
 	const struct rpc_auth *auth;
 	rpc_handler_fn handler;
 	rpc_close_fn on_close;   /* optional: a connection went away */
@@ -95,6 +99,11 @@ struct rpc_server *rpc_server_start(struct event_base *base, const struct rpc_se
 				    char *err, size_t errlen);
 uint16_t rpc_server_port(const struct rpc_server *s);
 void rpc_server_free(struct rpc_server *s);
+
+/* Raises this process's soft limit on open files to its hard limit and
+ * returns the soft limit now in force (UINT64_MAX: none), for a daemon to
+ * fit max_conns and its other descriptors under it. */
+uint64_t rpc_raise_nofile(void);
 
 void rpc_reply(const struct rpc_request *req, const struct wbuf *payload);
 /* Reply whose payload is head followed by len bytes of data (not copied twice). */

@@ -25,6 +25,9 @@
 #include <unistd.h>
 
 #define PROG "vdifs-mds"
+/* Descriptors besides connections: LevelDB's table cache (its default
+ * max_open_files), its log and lock files, the log, the event loop. */
+#define MDS_OTHER_FDS (1000 + 64)
 
 struct mds_opts {
 	char *listen;
@@ -96,8 +99,8 @@ int main(int argc, char **argv)
 		{"recovery_streams", CONFIG_U32, &o.recovery_streams,
 		 "re-replication copies at a time per source data server (their rate: recovery_mb_s on the servers)"},
 		{"max_payload", CONFIG_SIZE, &o.max_payload, "largest request frame accepted"},
-		{"max_conns", CONFIG_U32, &o.max_conns, "most connections at once"},
-		{"idle_timeout_ms", CONFIG_U32, &o.idle_timeout_ms, "close a connection stalled mid-frame this long"},
+		{"max_conns", CONFIG_U32, &o.max_conns, "most connections at once (unauthenticated ones give way to new ones)"},
+		{"idle_timeout_ms", CONFIG_U32, &o.idle_timeout_ms, "close a connection stalled mid-frame, in the handshake or not reading replies this long"},
 		{"log_level", CONFIG_STR, &o.log_level, "error, warn, info or debug"},
 		{"log_file", CONFIG_STR, &o.log_file, "append the log here instead of stderr"},
 		{"pid_file", CONFIG_STR, &o.pid_file, "write the process id here once listening"},
@@ -128,6 +131,14 @@ int main(int argc, char **argv)
 		    o.heartbeat_ms);
 	if (o.max_conns == 0)
 		daemon_die("--max-conns: must be at least 1");
+	uint64_t nofile = rpc_raise_nofile();
+	if ((uint64_t)o.max_conns + MDS_OTHER_FDS > nofile) {
+		uint32_t fit = nofile > MDS_OTHER_FDS + 16 ? (uint32_t)(nofile - MDS_OTHER_FDS) : 16;
+		log_warn("open file limit %llu: max_conns %u (not %u); raise ulimit -n", (unsigned long long)nofile,
+			 fit < o.max_conns ? fit : o.max_conns, o.max_conns);
+		if (fit < o.max_conns)
+			o.max_conns = fit;
+	}
 
 	struct rpc_auth auth;
 	daemon_load_auth(o.key_file, o.insecure, &auth);

@@ -4,6 +4,7 @@
  * and that volume mounted with vdifs-mount at DIR/mnt.
  *
  *   DIR/cluster.conf   settings (read by vdifs-admin -C DIR too)
+ *   DIR/mds.conf, DIR/ds.conf  server settings (--config), when present
  *   DIR/cluster.key    the shared cluster secret (0600), unless --insecure
  *   DIR/mds/ DIR/dsN/  server state;  DIR/logs/NAME.log  their output
  *   DIR/run/NAME.pid   pids of the processes this tool started
@@ -46,6 +47,8 @@ static const char usage[] =
 	"  --no-mount          do not mount the volume\n"
 	"  --json              (status) machine-readable output\n"
 	"  -h, --help          show this help\n"
+	"\n"
+	"DIR/mds.conf and DIR/ds.conf, when present, are the servers' --config files.\n"
 	"\n"
 	"Binaries are looked up beside this program (or in $VDIFS_BINDIR), then in PATH.\n";
 
@@ -305,6 +308,14 @@ static int mkdir_p(const char *path)
 	return 0;
 }
 
+/* "--config=DIR/NAME" in out when that file exists, else "" (no option). */
+static void config_arg(const char *dir, const char *name, char *out, size_t len)
+{
+	snprintf(out, len, "--config=%s/%s", dir, name);
+	if (access(out + 9, R_OK) != 0)
+		out[0] = '\0';
+}
+
 static int start_mds(const char *dir, const struct tool_cluster *cl)
 {
 	if (running_pid(dir, "mds", "vdifs-mds"))
@@ -318,7 +329,9 @@ static int start_mds(const char *dir, const struct tool_cluster *cl)
 	snprintf(key, sizeof(key), "--key-file=%s", cl->key_file);
 	char datarg[PATH_MAX + 16];
 	snprintf(datarg, sizeof(datarg), "--data-dir=%s", data);
-	char *argv[] = {bin, listen, datarg, cl->insecure ? "--insecure" : key, NULL};
+	char conf[PATH_MAX + 16];
+	config_arg(dir, "mds.conf", conf, sizeof(conf));
+	char *argv[] = {bin, listen, datarg, cl->insecure ? "--insecure" : key, conf[0] ? conf : NULL, NULL};
 	pid_t pid = spawn(argv, log);
 	if (pid < 0 || write_pid(dir, "mds", pid) < 0)
 		return -EIO;
@@ -346,7 +359,9 @@ static int start_ds(const char *dir, const struct tool_cluster *cl, uint32_t i, 
 	snprintf(listen, sizeof(listen), "--listen=127.0.0.1:%u", cl->port + i);
 	snprintf(mds, sizeof(mds), "--mds=%s", cl->mds);
 	snprintf(key, sizeof(key), "--key-file=%s", cl->key_file);
-	char *argv[] = {bin, listen, mds, data, cl->insecure ? "--insecure" : key, NULL};
+	char conf[PATH_MAX + 16];
+	config_arg(dir, "ds.conf", conf, sizeof(conf));
+	char *argv[] = {bin, listen, mds, data, cl->insecure ? "--insecure" : key, conf[0] ? conf : NULL, NULL};
 	pid_t pid = spawn(argv, log);
 	if (pid < 0 || write_pid(dir, what, pid) < 0)
 		return -EIO;

@@ -22,6 +22,7 @@
 #include "frame.h"
 #include "log.h"
 #include "rpc.h"
+#include "test_rpc_util.h"
 
 struct fixture {
 	struct event_base *base;
@@ -93,13 +94,6 @@ static void handler(void *arg, const struct rpc_request *req)
 	wbuf_free(&b);
 }
 
-static void *server_main(void *arg)
-{
-	struct fixture *f = arg;
-	event_base_loop(f->base, EVLOOP_NO_EXIT_ON_EMPTY);
-	return NULL;
-}
-
 static int setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
@@ -116,7 +110,7 @@ static int setup(void **state)
 	assert_non_null(f->srv);
 	f->port = rpc_server_port(f->srv);
 	assert_true(f->port > 0);
-	pthread_create(&f->thread, NULL, server_main, f);
+	pthread_create(&f->thread, NULL, test_loop_main, f->base);
 	f->loop = rpc_loop_start();
 	*state = f;
 	return 0;
@@ -455,17 +449,6 @@ static void test_timeout(void **state)
 
 /* ---- raw sockets ---- */
 
-static int raw_connect(uint16_t port)
-{
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	struct timeval tv = {.tv_sec = 5};
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	return fd;
-}
-
 /* Reads one reply frame and then expects the server to close; returns its status. */
 static int expect_error_and_close(int fd)
 {
@@ -491,35 +474,35 @@ static void test_malformed_frames(void **state)
 	struct fixture *f = *state;
 	uint8_t h[VDIFS_FRAME_HDR_LEN];
 
-	int fd = raw_connect(f->port); /* wrong magic */
+	int fd = test_raw_connect(f->port); /* wrong magic */
 	frame_hdr_encode(h, VDIFS_MSG_HELLO, 0, 0, 0);
 	h[1] ^= 0x55;
 	send(fd, h, sizeof(h), 0);
 	assert_int_equal(expect_error_and_close(fd), -EPROTO);
 
-	fd = raw_connect(f->port); /* over the length bound */
+	fd = test_raw_connect(f->port); /* over the length bound */
 	frame_hdr_encode(h, VDIFS_MSG_HELLO, 0, VDIFS_DEFAULT_MAX_PAYLOAD + 1, 0);
 	send(fd, h, sizeof(h), 0);
 	assert_int_equal(expect_error_and_close(fd), -EMSGSIZE);
 
-	fd = raw_connect(f->port); /* another protocol version */
+	fd = test_raw_connect(f->port); /* another protocol version */
 	frame_hdr_encode(h, VDIFS_MSG_HELLO, 0, 0, 0);
 	h[4] = 2;
 	send(fd, h, sizeof(h), 0);
 	assert_int_equal(expect_error_and_close(fd), -EPROTONOSUPPORT);
 
-	fd = raw_connect(f->port); /* a request before the handshake */
+	fd = test_raw_connect(f->port); /* a request before the handshake */
 	frame_hdr_encode(h, VDIFS_MSG_GETATTR, 5, 0, 0);
 	send(fd, h, sizeof(h), 0);
 	assert_int_equal(expect_error_and_close(fd), -EACCES);
 
-	fd = raw_connect(f->port); /* a HELLO whose payload is truncated */
+	fd = test_raw_connect(f->port); /* a HELLO whose payload is truncated */
 	uint8_t hello[VDIFS_FRAME_HDR_LEN + 3] = {0};
 	frame_hdr_encode(hello, VDIFS_MSG_HELLO, 0, 3, 0);
 	send(fd, hello, sizeof(hello), 0);
 	assert_int_equal(expect_error_and_close(fd), -EBADMSG);
 
-	fd = raw_connect(f->port); /* half a header, then silence: closed by the idle timeout */
+	fd = test_raw_connect(f->port); /* half a header, then silence: closed by the idle timeout */
 	send(fd, h, 10, 0);
 	uint8_t buf[64];
 	assert_int_equal(recv(fd, buf, sizeof(buf), 0), 0);
