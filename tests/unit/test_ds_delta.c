@@ -1263,10 +1263,81 @@ static void test_random_model_mixed(void **state)
 	run_model(*state, 4, 6000, 2);
 }
 
+
+/* ---- copies for re-replication (export / import) ------------------------------------ */
+
+/* Copies chunk from into chunk to of the same store, the way re-replication
+ * does between servers, in pieces of per blocks. */
+static void copy_over(struct fixture *f, uint64_t from, uint64_t to, uint32_t per, const struct chunkstore_base *base)
+{
+	struct chunkstore_export_info gi;
+	assert_int_equal(chunkstore_export_geom(f->cs, from, &gi), 0);
+	struct chunkstore_geom g = {.chunk_size = gi.chunk_size, .extent = gi.extent, .nbase = gi.extent ? 1 : 0,
+				    .base = base};
+	assert_int_equal(chunkstore_import_begin(f->cs, to, gi.version, &g), 0);
+	uint8_t *ent = malloc((size_t)per * CHUNKSTORE_ENTRY_SIZE), *data = malloc((size_t)per * gi.block_size);
+	for (uint32_t b = 0; b < gi.nblocks; b += per) {
+		uint32_t n = gi.nblocks - b < per ? gi.nblocks - b : per;
+		size_t dlen;
+		assert_int_equal(chunkstore_export(f->cs, from, b, n, ent, data, (size_t)per * gi.block_size, &dlen), 0);
+		assert_int_equal(chunkstore_import(f->cs, to, b, n, ent, data, dlen), 0);
+	}
+	free(ent);
+	free(data);
+}
+
+static void test_export_import(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t *a = make_base(f, 1, 61), *r1 = malloc(MiB), *r2 = malloc(MiB), w[20000];
+	struct chunkstore_base chain[1] = {{1, 1}};
+	struct chunkstore_geom g = delta(MiB, 16 * KiB, chain, 1);
+	fill(w, sizeof(w), 62);
+	assert_int_equal(chunkstore_write(f->cs, 2, 1, &g, 5000, w, sizeof(w), NULL), 0); /* partial extents */
+	assert_int_equal(chunkstore_write(f->cs, 2, 1, &g, 512 * KiB, w, 16 * KiB, NULL), 0);
+	assert_int_equal(chunkstore_punch(f->cs, 2, 1, &g, 700 * KiB, 64 * KiB, NULL), 0); /* ZERO extents */
+	copy_over(f, 2, 3, 5, chain);
+	assert_int_equal(chunkstore_read(f->cs, 2, 1, chain, 1, 0, r1, MiB), 0);
+	assert_int_equal(chunkstore_read(f->cs, 3, 1, chain, 1, 0, r2, MiB), 0);
+	assert_memory_equal(r1, r2, MiB);
+	struct chunkstore_stat s2, s3;
+	assert_int_equal(chunkstore_stat(f->cs, 2, &s2), 0);
+	assert_int_equal(chunkstore_stat(f->cs, 3, &s3), 0);
+	assert_int_equal(s3.own, s2.own);
+	assert_int_equal(s3.extent, 16 * KiB);
+	/* A plain chunk too, and a write that reached the copy before its piece
+	 * (a mirrored write): the piece brings the source's state. */
+	assert_int_equal(chunkstore_import_begin(f->cs, 4, 1, &(struct chunkstore_geom){.chunk_size = MiB}), 0);
+	assert_int_equal(chunkstore_write(f->cs, 1, 1, &(struct chunkstore_geom){.chunk_size = MiB}, 100, w, 300, NULL), 0);
+	assert_int_equal(chunkstore_write(f->cs, 4, 1, &(struct chunkstore_geom){.chunk_size = MiB}, 100, w, 300, NULL), 0);
+	copy_over(f, 1, 4, 3, NULL);
+	assert_int_equal(chunkstore_read(f->cs, 1, 1, NULL, 0, 0, r1, MiB), 0);
+	assert_int_equal(chunkstore_read(f->cs, 4, 1, NULL, 0, 0, r2, MiB), 0);
+	assert_memory_equal(r1, r2, MiB);
+	/* Refusals: entries with unknown flags, data that does not match the
+	 * CRCs, a range past the chunk. */
+	uint8_t ent[16] = {0}, data[BS];
+	memset(data, 7, sizeof(data));
+	ent[4] = 0x10;
+	assert_int_equal(chunkstore_import(f->cs, 4, 0, 1, ent, data, 0), -EINVAL);
+	ent[4] = CHUNKSTORE_BLOCK_WRITTEN;
+	assert_int_equal(chunkstore_import(f->cs, 4, 0, 1, ent, data, BS), -EINVAL);
+	size_t dlen;
+	assert_int_equal(chunkstore_export(f->cs, 4, 16, 1, ent, data, BS, &dlen), -EINVAL);
+	/* A corrupt block is not exported: that replica is no source. */
+	test_flip_chunk_byte(f->cs, 4, chunkstore_data_off(MiB) + 200);
+	reopen(f, 0);
+	assert_int_equal(chunkstore_export(f->cs, 4, 0, 1, ent, data, BS, &dlen), -EIO);
+	free(a);
+	free(r1);
+	free(r2);
+}
+
 int main(void)
 {
 	log_init("test_ds_delta", LOG_ERROR); /* the refusals log errors on purpose */
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_export_import, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_whole_extent_write_copies_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_partial_write_copies_one_extent, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_partial_write_into_zero_extent, setup, teardown),

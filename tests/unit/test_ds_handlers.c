@@ -25,6 +25,7 @@
 
 #include "chunkstore.h"
 #include "handlers.h"
+#include "replicate.h"
 #include "log.h"
 #include "rpc.h"
 #include "test_fs_util.h"
@@ -971,6 +972,124 @@ static void test_copy_malformed(void **state)
 	assert_int_equal(stats_value(e->ds[0].stats, "copy_reqs"), 1);
 }
 
+
+/* ---- re-replication (replicate.c over the handlers) --------------------------------- */
+
+static struct replicate *repl;
+static uint32_t repl_ndone, repl_status;
+static struct env *repl_env;
+static uint32_t repl_commit_version;
+static uint64_t repl_chunk;
+
+static void repl_start(struct env *e)
+{
+	struct replicate_config rc = {.base = e->base, .store = e->ds[0].cs, .h = e->ds[0].h, .rate_mb_s = 1000};
+	repl = replicate_new(&rc);
+	assert_non_null(repl);
+	char host[] = "127.0.0.1";
+	struct msg_repl_task t = {.chunk_id = repl_chunk, .version = 1, .dst = 2,
+				  .host = {(const uint8_t *)host, sizeof(host) - 1}, .port = e->ds[1].port};
+	replicate_add(repl, &t);
+}
+
+static void repl_poll(struct env *e)
+{
+	(void)e;
+	struct wbuf b;
+	wbuf_init(&b);
+	repl_ndone = replicate_take_done(repl, &b);
+	if (repl_ndone) {
+		struct msg_repl_done d;
+		assert_int_equal(msg_repl_done_decode(b.data, b.len, &d), 0);
+		repl_status = d.status;
+	}
+	wbuf_free(&b);
+}
+
+static void repl_commit(struct env *e)
+{
+	(void)e;
+	replicate_commit(repl, &(struct msg_repl_commit){.chunk_id = repl_chunk, .dst = 2, .version = repl_commit_version});
+}
+
+static void repl_stop(struct env *e)
+{
+	(void)e;
+	replicate_free(repl);
+	repl = NULL;
+}
+
+/* A chunk is copied to another server while it is being written: the copy
+ * ends up equal to the source (writes during the copy are mirrored), the
+ * copy is durable before it is reported, and both take the new version. */
+static void test_replicate(void **state)
+{
+	struct env *e = *state;
+	repl_env = e;
+	repl_chunk = 0x900;
+	uint8_t *w = malloc(CHUNK), *r0 = malloc(CHUNK), *r1 = malloc(CHUNK);
+	fill(w, CHUNK, 91);
+	/* Scattered writes: holes stay holes. */
+	for (uint32_t off = 0; off < CHUNK; off += 512 * 1024)
+		assert_int_equal(ds_write(e, e->cli[0], NULL, 0, repl_chunk, 1, off, w + off, 100000, NULL, NULL), 0);
+	run_on_loop(e, repl_start);
+	/* Writes while it copies (and until the MDS answers) reach the copy. */
+	for (int i = 0; i < 40; i++) {
+		uint32_t off = (uint32_t)(i * 97 * 1024) % (CHUNK - 8192);
+		assert_int_equal(ds_write(e, e->cli[0], NULL, 0, repl_chunk, 1, off, w + CHUNK - 8192, 8192, NULL, NULL), 0);
+	}
+	for (int t = 0; t < 500; t++) {
+		run_on_loop(e, repl_poll);
+		if (repl_ndone)
+			break;
+		usleep(10 * 1000);
+	}
+	assert_int_equal(repl_ndone, 1);
+	assert_int_equal(repl_status, 0);
+	assert_int_equal(ds_write(e, e->cli[0], NULL, 0, repl_chunk, 1, 4096, w, 50000, NULL, NULL), 0);
+	repl_commit_version = 2;
+	run_on_loop(e, repl_commit);
+	/* Both hold version 2 and the same bytes; version 1 is stale now. */
+	assert_int_equal(ds_read(e->cli[0], repl_chunk, 2, 0, r0, CHUNK), 0);
+	int rc = -1;
+	for (int t = 0; t < 100 && rc != 0; t++) {
+		rc = ds_read(e->cli[1], repl_chunk, 1, 0, r1, 10) == -ESTALE ? 0 : -1;
+		if (rc)
+			usleep(10 * 1000);
+	}
+	assert_int_equal(rc, 0);
+	assert_int_equal(ds_read(e->cli[1], repl_chunk, 2, 0, r1, CHUNK), 0);
+	assert_memory_equal(r0, r1, CHUNK);
+	/* After the answer, writes are no longer mirrored. */
+	run_on_loop(e, repl_poll);
+	assert_int_equal(repl_ndone, 0);
+	/* A refused copy is deleted on the destination. */
+	repl_chunk = 0x901;
+	assert_int_equal(ds_write(e, e->cli[0], NULL, 0, repl_chunk, 1, 0, w, 1000, NULL, NULL), 0);
+	run_on_loop(e, repl_stop);
+	run_on_loop(e, repl_start);
+	for (int t = 0; t < 500; t++) {
+		run_on_loop(e, repl_poll);
+		if (repl_ndone)
+			break;
+		usleep(10 * 1000);
+	}
+	assert_int_equal(repl_ndone, 1);
+	repl_commit_version = 0;
+	run_on_loop(e, repl_commit);
+	rc = -1;
+	for (int t = 0; t < 100 && rc != 0; t++) {
+		rc = ds_read(e->cli[1], repl_chunk, 1, 0, r1, 10) == -ENOENT ? 0 : -1;
+		if (rc)
+			usleep(10 * 1000);
+	}
+	assert_int_equal(rc, 0);
+	run_on_loop(e, repl_stop);
+	free(w);
+	free(r0);
+	free(r1);
+}
+
 int main(void)
 {
 	log_init("test_ds_handlers", LOG_ERROR);
@@ -988,6 +1107,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_delta_bad_fields, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_copy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_copy_malformed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_replicate, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
