@@ -1006,6 +1006,17 @@ static void repl_poll(struct env *e)
 	wbuf_free(&b);
 }
 
+/* Polls until the copy is finished (reported as done), up to 5 s. */
+static void repl_wait_done(struct env *e)
+{
+	for (int t = 0; t < 500; t++) {
+		run_on_loop(e, repl_poll);
+		if (repl_ndone)
+			return;
+		usleep(10 * 1000);
+	}
+}
+
 static void repl_commit(struct env *e)
 {
 	(void)e;
@@ -1038,12 +1049,7 @@ static void test_replicate(void **state)
 		uint32_t off = (uint32_t)(i * 97 * 1024) % (CHUNK - 8192);
 		assert_int_equal(ds_write(e, e->cli[0], NULL, 0, repl_chunk, 1, off, w + CHUNK - 8192, 8192, NULL, NULL), 0);
 	}
-	for (int t = 0; t < 500; t++) {
-		run_on_loop(e, repl_poll);
-		if (repl_ndone)
-			break;
-		usleep(10 * 1000);
-	}
+	repl_wait_done(e);
 	assert_int_equal(repl_ndone, 1);
 	assert_int_equal(repl_status, 0);
 	assert_int_equal(ds_write(e, e->cli[0], NULL, 0, repl_chunk, 1, 4096, w, 50000, NULL, NULL), 0);
@@ -1068,12 +1074,7 @@ static void test_replicate(void **state)
 	assert_int_equal(ds_write(e, e->cli[0], NULL, 0, repl_chunk, 1, 0, w, 1000, NULL, NULL), 0);
 	run_on_loop(e, repl_stop);
 	run_on_loop(e, repl_start);
-	for (int t = 0; t < 500; t++) {
-		run_on_loop(e, repl_poll);
-		if (repl_ndone)
-			break;
-		usleep(10 * 1000);
-	}
+	repl_wait_done(e);
 	assert_int_equal(repl_ndone, 1);
 	repl_commit_version = 0;
 	run_on_loop(e, repl_commit);
