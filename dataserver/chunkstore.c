@@ -137,6 +137,8 @@ struct cs_dir {
 };
 
 struct chunkstore {
+	void (*on_corrupt)(void *arg, uint64_t id); /* a block failed its CRC */
+	void *on_corrupt_arg;
 	struct cs_dir dirs[CHUNKSTORE_DIRS_MAX];
 	size_t ndirs;
 	struct cs_slot *slots;
@@ -959,6 +961,8 @@ static int block_check(const struct chunkstore *cs, const struct cs_open *c, uin
 	log_error("chunk %016" PRIx64 " block %" PRIu32 ": CRC mismatch (stored %08" PRIx32
 		  ", computed %08" PRIx32 ") in %s",
 		  c->id, b, want, got, path);
+	if (cs->on_corrupt)
+		cs->on_corrupt(cs->on_corrupt_arg, c->id);
 	return -EIO;
 }
 
@@ -2526,6 +2530,12 @@ int chunkstore_import(struct chunkstore *cs, uint64_t id, uint32_t first, uint32
 			  n, strerror(-rc));
 	chunk_alloc(cs, c);
 	return rc;
+}
+
+void chunkstore_on_corrupt(struct chunkstore *cs, void (*fn)(void *arg, uint64_t id), void *arg)
+{
+	cs->on_corrupt = fn;
+	cs->on_corrupt_arg = arg;
 }
 
 int chunkstore_set_version(struct chunkstore *cs, uint64_t id, uint32_t version)

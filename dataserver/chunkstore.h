@@ -283,6 +283,11 @@ int chunkstore_import_begin(struct chunkstore *cs, uint64_t id, uint32_t version
 int chunkstore_import(struct chunkstore *cs, uint64_t id, uint32_t first, uint32_t n, const uint8_t *entries,
 		      const uint8_t *data, size_t dlen);
 
+/* Sets a function called with the chunk's id whenever a block of it fails
+ * its CRC check (a read, a copy, a scrub): the replica is bad and must be
+ * replaced.  It may be called several times for one chunk. */
+void chunkstore_on_corrupt(struct chunkstore *cs, void (*fn)(void *arg, uint64_t id), void *arg);
+
 /* Records that replica id is current at version (a newer one than it
  * holds: its replica set changed, see docs/ARCHITECTURE.md "Failures"):
  * 0, -ENOENT, -ESTALE (it holds a newer version still), -EIO, -errno. */

@@ -14,6 +14,7 @@
 #include "log.h"
 #include "mdslink.h"
 #include "replicate.h"
+#include "scrub.h"
 #include "rpc.h"
 
 #include <errno.h>
@@ -45,6 +46,8 @@ struct ds_opts {
 	uint32_t idle_timeout_ms;
 	uint32_t fwd_timeout_ms;
 	uint32_t recovery_mb_s;
+	uint32_t scrub_mb_s;
+	uint32_t scrub_interval_s;
 	uint32_t fd_cache;
 	char *log_level;
 	char *log_file;
@@ -123,6 +126,8 @@ int main(int argc, char **argv)
 		.idle_timeout_ms = 30000,
 		.fwd_timeout_ms = HANDLERS_FWD_TIMEOUT_DEFAULT_MS,
 		.recovery_mb_s = REPLICATE_DEFAULT_MB_S,
+		.scrub_mb_s = SCRUB_DEFAULT_MB_S,
+		.scrub_interval_s = SCRUB_DEFAULT_INTERVAL_S,
 		.fd_cache = CHUNKSTORE_FD_CACHE_DEFAULT,
 		.log_level = "info",
 	};
@@ -140,6 +145,9 @@ int main(int argc, char **argv)
 		{"fwd_timeout_ms", CONFIG_U32, &o.fwd_timeout_ms, "fail a forwarded write a replica leaves unanswered this long"},
 		{"recovery_mb_s", CONFIG_U32, &o.recovery_mb_s,
 		 "MiB/s this server sends when copying chunks to others for re-replication (all copies together)"},
+		{"scrub_mb_s", CONFIG_U32, &o.scrub_mb_s, "MiB/s of chunk data the background scrubber reads"},
+		{"scrub_interval_s", CONFIG_U32, &o.scrub_interval_s,
+		 "seconds from the end of one scrub pass to the start of the next (vdifs-admin scrub: at once)"},
 		{"fd_cache", CONFIG_U32, &o.fd_cache, "chunk files kept open"},
 		{"log_level", CONFIG_STR, &o.log_level, "error, warn, info or debug"},
 		{"log_file", CONFIG_STR, &o.log_file, "append the log here instead of stderr"},
@@ -232,7 +240,10 @@ int main(int argc, char **argv)
 	}
 	struct replicate_config pcfg = {.base = base, .store = store, .h = h, .rate_mb_s = o.recovery_mb_s};
 	struct replicate *repl = replicate_new(&pcfg);
-	if (!repl)
+	struct scrub_config sccfg = {.base = base, .store = store, .rate_mb_s = o.scrub_mb_s,
+				    .interval_s = o.scrub_interval_s};
+	struct scrub *scrub = scrub_new(&sccfg);
+	if (!repl || !scrub)
 		daemon_die("out of memory");
 	struct mdslink_config mcfg = {
 		.base = base,
@@ -245,12 +256,14 @@ int main(int argc, char **argv)
 		.uuid = uuid,
 		.max_payload = (uint32_t)o.max_payload,
 		.repl = repl,
+		.scrub = scrub,
 	};
 	struct mdslink *link = mdslink_start(&mcfg);
 	if (!link)
 		daemon_die("out of memory");
 	handlers_on_delete(h, mdslink_note_deleted, link);
 	handlers_gate(h, mdslink_serving, link);
+	chunkstore_on_corrupt(store, mdslink_note_corrupt, link);
 
 	struct event *stop[2];
 	daemon_stop_on_signals(base, stop);
@@ -266,7 +279,9 @@ int main(int argc, char **argv)
 
 	event_free(stop[0]);
 	event_free(stop[1]);
+	chunkstore_on_corrupt(store, NULL, NULL);
 	mdslink_stop(link);
+	scrub_free(scrub);
 	rpc_server_free(srv);
 	replicate_free(repl); /* before the connections its calls use */
 	handlers_free(h);

@@ -70,6 +70,10 @@ struct mdslink {
 	uint32_t lease_ms;
 	uint64_t sent_ms;        /* when the call in flight left */
 	uint64_t lease_until_ms; /* serving until then (in UP) */
+	uint64_t corrupt[MDSLINK_CORRUPT_MAX]; /* copies found bad, to report */
+	uint32_t ncorrupt, corrupt_sent;
+	uint32_t scrub_seen; /* the MDS's scrub counter last seen */
+	bool scrub_known;
 	struct held_chunk *held; /* the chunk report being sent */
 	size_t nheld, held_cap, held_sent, held_part;
 	uint32_t report_deleted;
@@ -225,6 +229,20 @@ static void pending_add(struct mdslink *l, uint64_t id)
 }
 
 void mdslink_note_deleted(void *arg, uint64_t chunk_id) { pending_add(arg, chunk_id); }
+
+void mdslink_note_corrupt(void *arg, uint64_t chunk_id)
+{
+	struct mdslink *l = arg;
+	for (uint32_t i = 0; i < l->ncorrupt; i++)
+		if (l->corrupt[i] == chunk_id)
+			return;
+	if (l->ncorrupt == MDSLINK_CORRUPT_MAX) {
+		log_warn("chunk %016" PRIx64 ": bad copy not reported (too many waiting); the next read or scrub finds it",
+			 chunk_id);
+		return;
+	}
+	l->corrupt[l->ncorrupt++] = chunk_id;
+}
 
 /* Deletes what the MDS listed; each id gone (or never here) is reported.
  * Returns how many were deleted. */
@@ -517,10 +535,14 @@ static void send_heartbeat(struct mdslink *l)
 	/* An unlink reported but lost in a crash would come back as an orphan. */
 	if (n > 0 && chunkstore_sync_deletes(l->cfg.store) < 0)
 		n = 0;
-	struct wbuf done;
+	struct wbuf done, bad;
 	wbuf_init(&b);
 	wbuf_init(&ids);
 	wbuf_init(&done);
+	wbuf_init(&bad);
+	for (uint32_t i = 0; i < l->ncorrupt; i++)
+		wbuf_put_u64(&bad, l->corrupt[i]);
+	l->corrupt_sent = l->ncorrupt;
 	for (uint32_t i = 0; i < n; i++)
 		wbuf_put_u64(&ids, l->pending[i]);
 	uint32_t ndone = l->cfg.repl ? replicate_take_done(l->cfg.repl, &done) : 0;
@@ -534,17 +556,20 @@ static void send_heartbeat(struct mdslink *l)
 		.deleted = {ids.data, (uint32_t)ids.len},
 		.ndone = ndone,
 		.done = {done.data, (uint32_t)done.len},
+		.ncorrupt = l->ncorrupt,
+		.corrupt = {bad.data, (uint32_t)bad.len},
 	};
 	msg_ds_heartbeat_req_put(&b, &m);
 	l->reported = n;
 	l->in_flight = true;
 	l->sent_ms = mono_ms();
-	int rc = b.err || ids.err || done.err
+	int rc = b.err || ids.err || done.err || bad.err
 			 ? -ENOMEM
 			 : rpc_call_async(l->peer, VDIFS_MSG_DS_HEARTBEAT, &b, NULL, 0, heartbeat_cb, l);
 	wbuf_free(&b);
 	wbuf_free(&ids);
 	wbuf_free(&done);
+	wbuf_free(&bad);
 	if (rc < 0)
 		link_lost(l, "lost the MDS: %s", transport_error(l, rc));
 }
@@ -598,6 +623,11 @@ static void heartbeat_cb(void *arg, int status, const uint8_t *payload, uint32_t
 	/* Acknowledged: the lease runs on, and the ids it carried are recorded
 	 * by the MDS. */
 	l->lease_until_ms = l->sent_ms + l->lease_ms;
+	if (l->corrupt_sent) {
+		memmove(l->corrupt, l->corrupt + l->corrupt_sent, (l->ncorrupt - l->corrupt_sent) * sizeof(*l->corrupt));
+		l->ncorrupt -= l->corrupt_sent;
+		l->corrupt_sent = 0;
+	}
 	if (l->reported > 0) {
 		memmove(l->pending, l->pending + l->reported, (l->npending - l->reported) * sizeof(*l->pending));
 		l->npending -= l->reported;
@@ -610,6 +640,10 @@ static void heartbeat_cb(void *arg, int status, const uint8_t *payload, uint32_t
 	apply_deletes(l, &rep, false);
 	if (l->cfg.repl)
 		apply_recovery(l, &rep);
+	if (l->cfg.scrub && l->scrub_known && rep.scrub > l->scrub_seen)
+		scrub_start(l->cfg.scrub, "asked by the MDS");
+	l->scrub_seen = rep.scrub;
+	l->scrub_known = true;
 }
 
 /* ---- life cycle ------------------------------------------------------------------------- */

@@ -14,6 +14,7 @@
 
 #include "chunkstore.h"
 #include "replicate.h"
+#include "scrub.h"
 #include "rpc.h"
 
 #include <stdbool.h>
@@ -24,6 +25,7 @@
 #define MDSLINK_UUID_MAX 64
 #define MDSLINK_RETRY_MS 1000u
 #define MDSLINK_PENDING_MAX (1u << 20) /* deletions kept for reporting */
+#define MDSLINK_CORRUPT_MAX 256u       /* bad copies kept for reporting */
 
 struct event_base;
 struct mdslink;
@@ -39,6 +41,7 @@ struct mdslink_config {
 	const char *uuid;     /* from mdslink_load_uuid() (copied) */
 	uint32_t max_payload; /* bound on MDS replies (0: default) */
 	struct replicate *repl; /* copy tasks from the MDS go there (NULL: none taken) */
+	struct scrub *scrub;    /* started when the MDS asks (NULL: none) */
 };
 
 /*
@@ -62,6 +65,11 @@ void mdslink_note_deleted(void *l, uint64_t chunk_id);
  * within the lease of its last answered heartbeat.  When not, why says so
  * (for the error reply).  Signature fits handlers_config.serving. */
 bool mdslink_serving(void *l, char *why, size_t cap);
+
+/* Records a chunk whose copy here failed a CRC check; the next heartbeat
+ * reports it so the MDS replaces this copy.  Signature fits
+ * chunkstore_on_corrupt. */
+void mdslink_note_corrupt(void *l, uint64_t chunk_id);
 
 /* The id the MDS gave us, and whether we are registered right now. */
 uint32_t mdslink_ds_id(const struct mdslink *l);

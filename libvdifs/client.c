@@ -676,6 +676,22 @@ int vdifs_cluster_status(struct vdifs_client *c, struct msg_cluster_status_rep *
 	return rc;
 }
 
+int vdifs_scrub(struct vdifs_client *c, uint32_t *servers)
+{
+	struct rpc_result res;
+	struct msg_scrub_rep rep;
+	struct wbuf b;
+	wbuf_init(&b);
+	int rc = client_mds_call(c, VDIFS_MSG_SCRUB, &b, &res);
+	wbuf_free(&b);
+	if (rc == 0 && msg_scrub_rep_decode(res.payload, res.len, &rep) != 0)
+		rc = client_bad_reply(VDIFS_MSG_SCRUB);
+	if (rc == 0)
+		*servers = rep.servers;
+	rpc_result_free(&res);
+	return rc;
+}
+
 int vdifs_statfs(struct vdifs_client *c, struct msg_statfs_rep *out)
 {
 	struct msg_vol_req m = { .vol = c->vol };

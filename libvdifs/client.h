@@ -120,6 +120,9 @@ int vdifs_vol_list(struct vdifs_client *c, int (*fn)(void *arg, const struct vdi
 int vdifs_ds_list(struct vdifs_client *c, int (*fn)(void *arg, const struct vdifs_ds_info *d),
 		  void *arg);
 int vdifs_cluster_status(struct vdifs_client *c, struct msg_cluster_status_rep *out);
+/* SCRUB (admin): every data server up starts a scrub pass at its next
+ * heartbeat; *servers is how many. */
+int vdifs_scrub(struct vdifs_client *c, uint32_t *servers);
 int vdifs_statfs(struct vdifs_client *c, struct msg_statfs_rep *out);
 
 /* ---- namespace (in the mounted volume) ---------------------------------------- */

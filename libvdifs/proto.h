@@ -57,6 +57,7 @@ enum vdifs_role { VDIFS_ROLE_CLIENT = 1, VDIFS_ROLE_DS = 2, VDIFS_ROLE_ADMIN = 3
 	X(HELLO, 1) X(AUTH, 2)                                               \
 	X(VOL_CREATE, 16) X(VOL_LIST, 17) X(VOL_REMOVE, 18) X(VOL_SET, 19)   \
 	X(MOUNT, 20) X(STATFS, 21) X(DS_LIST, 22) X(CLUSTER_STATUS, 23)      \
+	X(SCRUB, 24)      \
 	X(FSCK, 31)                                                          \
 	X(LOOKUP, 32) X(GETATTR, 33) X(SETATTR, 34) X(MKNOD, 35)             \
 	X(SYMLINK, 36) X(LINK, 37) X(UNLINK, 38) X(RMDIR, 39) X(RENAME, 40)  \
@@ -279,13 +280,19 @@ bool proto_msg_exactly_once(uint16_t type);
 	F(U64, chunk_id) F(U32, version) F(U32, dst) F(NAME, host) F(U16, port)
 #define REC_repl_done(F) F(U64, chunk_id) F(U32, version) F(U32, dst) F(U32, status)
 #define REC_repl_commit(F) F(U64, chunk_id) F(U32, dst) F(U32, version)
+/* corrupt: u64 ids of chunks whose copy here failed a CRC check (a read,
+ * a copy, the scrubber), ncorrupt of them: the MDS replaces that copy.
+ * scrub: the MDS's scrub request counter; a server that sees it go up
+ * starts a scrub pass at once (vdifs-admin scrub). */
 #define REC_ds_heartbeat_req(F)                                              \
 	F(U32, ds_id) F(U64, total) F(U64, avail) F(U64, used)               \
 	F(U64, nchunks) F(U32, count) F(BLOB, deleted) F(U32, ndone)         \
-	F(BLOB, done)
+	F(BLOB, done) F(U32, ncorrupt) F(BLOB, corrupt)
 #define REC_ds_heartbeat_rep(F)                                              \
 	F(U32, count) F(BLOB, delete_ids) F(U32, ntask) F(BLOB, tasks)       \
-	F(U32, ncommit) F(BLOB, commits)
+	F(U32, ncommit) F(BLOB, commits) F(U32, scrub)
+/* SCRUB (admin) reply: data servers that will start a pass (those up). */
+#define REC_scrub_rep(F) F(U32, servers)
 /* DS_CHUNK_REPORT, after DS_REGISTER: the chunks the server holds, count
  * chunk_version records per message; flags 1 on the last one.  The reply
  * (a ds_heartbeat_rep) lists those to delete now (unknown to the MDS, not
@@ -355,7 +362,7 @@ bool proto_msg_exactly_once(uint16_t type);
 	R(ds_io_rep) R(ds_read_req) R(ds_read_rep) R(ds_punch_req)           \
 	R(ds_sync_req) R(ds_seek_req) R(ds_seek_rep) R(ds_chunk_req)         \
 	R(ds_stat_rep) R(ds_copy_req) R(repl_task) R(repl_done) R(repl_commit) \
-	R(ds_recv_req) R(ds_set_version_req)                                        \
+	R(ds_recv_req) R(ds_set_version_req) R(scrub_rep)                                        \
 	R(fsck_req) R(fsck_count) R(fsck_item) R(fsck_rep) R(seq_tag)
 
 /* C types of the field kinds. */

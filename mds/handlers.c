@@ -349,6 +349,25 @@ static void h_fsck(struct mds *m, const struct rpc_request *req)
 	fsck_result_free(&r);
 }
 
+static void h_scrub(struct mds *m, const struct rpc_request *req)
+{
+	struct dsreg_totals t;
+	if (!decoded_empty(req))
+		return;
+	if (rpc_conn_role(req->conn) != VDIFS_ROLE_ADMIN) {
+		rpc_reply_error(req, -EACCES, "SCRUB is for administrators only");
+		return;
+	}
+	m->scrub_requests++;
+	dsreg_totals(m->dsreg, &t);
+	log_info("scrub asked by %s: the %u data servers up start a pass", rpc_conn_peer(req->conn), t.up);
+	struct wbuf b;
+	wbuf_init(&b);
+	msg_scrub_rep_put(&b, &(struct msg_scrub_rep){.servers = t.up});
+	rpc_reply(req, &b);
+	wbuf_free(&b);
+}
+
 /* ---- namespace --------------------------------------------------------------- */
 
 static void h_lookup(struct mds *m, const struct rpc_request *req)
@@ -948,6 +967,9 @@ static void reply_delete_ids(const struct rpc_request *req, struct wbuf *ids, ui
 	wbuf_free(ids);
 }
 
+/* Most bad copies one heartbeat reports (a data server keeps 256). */
+#define MDS_CORRUPT_MAX 4096
+
 /* The re-replication part of a heartbeat: copies the server reports done
  * (answered in commits) and new tasks for it. */
 static int heartbeat_recovery(struct mds *m, const struct msg_ds_heartbeat_req *q, struct wbuf *commits,
@@ -970,6 +992,13 @@ static int heartbeat_recovery(struct mds *m, const struct msg_ds_heartbeat_req *
 	}
 	if (wreader_finish(&r) != 0)
 		return -EBADMSG;
+	if (q->ncorrupt > MDS_CORRUPT_MAX || (uint64_t)q->ncorrupt * 8 != q->corrupt.len)
+		return -EBADMSG;
+	for (uint32_t i = 0; i < q->ncorrupt; i++) {
+		int rc = replicas_corrupt(m, q->ds_id, le_get64(q->corrupt.p + 8 * (size_t)i));
+		if (rc < 0)
+			return rc;
+	}
 	*ntask = recovery_take_tasks(m->recovery, q->ds_id, tasks);
 	return commits->err || tasks->err ? -ENOMEM : 0;
 }
@@ -997,6 +1026,7 @@ static void h_ds_heartbeat(struct mds *m, const struct rpc_request *req)
 			.count = count, .delete_ids = {ids.data, (uint32_t)ids.len},
 			.ntask = ntask, .tasks = {tasks.data, (uint32_t)tasks.len},
 			.ncommit = ncommit, .commits = {commits.data, (uint32_t)commits.len},
+			.scrub = m->scrub_requests,
 		};
 		struct wbuf b;
 		wbuf_init(&b);
@@ -1192,6 +1222,7 @@ void handlers_dispatch(void *arg, const struct rpc_request *req)
 	case VDIFS_MSG_STATFS: h_statfs(m, req); break;
 	case VDIFS_MSG_DS_LIST: h_ds_list(m, req); break;
 	case VDIFS_MSG_CLUSTER_STATUS: h_cluster_status(m, req); break;
+	case VDIFS_MSG_SCRUB: h_scrub(m, req); break;
 	case VDIFS_MSG_FSCK: h_fsck(m, req); break;
 	case VDIFS_MSG_LOOKUP: h_lookup(m, req); break;
 	case VDIFS_MSG_GETATTR: h_getattr(m, req); break;

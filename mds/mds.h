@@ -22,6 +22,7 @@ struct mds {
 	struct dsreg *dsreg;
 	struct session_tab *sessions;
 	struct recovery *recovery; /* re-replication (recovery.h) */
+	uint32_t scrub_requests;   /* vdifs-admin scrub: told to data servers in heartbeats */
 };
 
 struct mds_options {

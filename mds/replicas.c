@@ -101,6 +101,38 @@ int replicas_report(struct mds *m, const struct msg_ds_report_req *req, struct w
 	return 0;
 }
 
+int replicas_corrupt(struct mds *m, uint32_t ds, uint64_t id)
+{
+	struct mdstore_txn *t = mdstore_txn_begin(m->store);
+	struct md_chunk c;
+	struct mdstore_key k;
+	if (!t)
+		return -ENOMEM;
+	int rc = mdstore_get_chunk(t, id, &c);
+	if (rc < 0 || !holds(&c, ds)) {
+		mdstore_txn_abort(t);
+		return rc == -ENOENT ? 0 : rc;
+	}
+	uint32_t others = 0;
+	for (uint32_t i = 0; i < c.nrep; i++)
+		others += c.ds[i] != ds && dsreg_is_up(m->dsreg, c.ds[i]);
+	if (others == 0) {
+		mdstore_txn_abort(t);
+		log_error("chunk %016" PRIx64 ": the copy on data server %" PRIu32
+			  " has a bad block and no other replica is up: kept", id, ds);
+		return 0;
+	}
+	drop_replica(&c, ds);
+	mdstore_put_chunk(t, &c);
+	mdstore_key_gc(&k, ds, id);
+	mdstore_txn_put(t, &k, NULL, 0);
+	rc = mdstore_txn_commit(t);
+	if (rc == 0)
+		log_warn("chunk %016" PRIx64 ": the copy on data server %" PRIu32 " has a bad block: replaced (version %" PRIu32 ")",
+			 id, ds, c.version);
+	return rc;
+}
+
 int replicas_repair(struct mds *m, const struct msg_chunk_repair_req *req, struct wbuf *reply)
 {
 	struct mdstore_txn *t = mdstore_txn_begin(m->store);

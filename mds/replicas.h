@@ -45,6 +45,13 @@ struct replicas_want_cache {
 };
 uint32_t replicas_want(struct mdstore_txn *t, struct replicas_want_cache *vc, const struct md_chunk *c);
 
+/* Server ds found its copy of chunk id corrupt: when another replica is
+ * on a server that is up, that copy leaves the set (version bump) and is
+ * queued for deletion there; re-replication makes a new one.  The last
+ * copy stays (bad blocks read as EIO, the others are still there).
+ * 0, -EIO, -ENOMEM. */
+int replicas_corrupt(struct mds *m, uint32_t ds, uint64_t id);
+
 /* Counts chunks with fewer replicas up than their volume's replica count
  * (under) and with none up (lost).  Walks the chunk table: an admin call.
  * 0, -EIO, -ENOMEM. */

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 static const char usage[] =
 	"usage: vdifs-admin [OPTIONS] COMMAND [ARGS]\n"
@@ -27,6 +28,9 @@ static const char usage[] =
 	"                                   the re-replication under way; --wait: until every\n"
 	"                                   chunk has its replica count again (a progress bar\n"
 	"                                   on a terminal)\n"
+	"  scrub                            every data server up starts a scrub pass now\n"
+	"                                   (reads every chunk and checks its CRCs; bad\n"
+	"                                   copies are replaced from good ones)\n"
 	"  fsck [--repair]                  check the MDS's records (links, refcounts, layer\n"
 	"                                   tree, counters); --repair fixes what is safe\n"
 	"\n"
@@ -302,7 +306,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	const char *cmd = argv[optind];
-	if (strcmp(cmd, "volume") && strcmp(cmd, "ds") && strcmp(cmd, "status") && strcmp(cmd, "fsck")) {
+	if (strcmp(cmd, "volume") && strcmp(cmd, "ds") && strcmp(cmd, "status") && strcmp(cmd, "fsck") &&
+	    strcmp(cmd, "scrub")) {
 		tool_error("unknown command '%s' (see --help)", cmd);
 		return 2;
 	}
@@ -331,6 +336,13 @@ int main(int argc, char **argv)
 		}
 	} else if (is_fsck) {
 		rc = cmd_fsck(c);
+	} else if (strcmp(cmd, "scrub") == 0) {
+		uint32_t n = 0;
+		rc = vdifs_scrub(c, &n) < 0 ? fail("scrub") : 0;
+		if (rc == 0 && json)
+			printf("{\"servers\":%u}\n", n);
+		else if (rc == 0 && isatty(STDOUT_FILENO))
+			printf("scrub started on %u data server%s\n", n, n == 1 ? "" : "s");
 	} else {
 		rc = cmd_status(c);
 	}
