@@ -7,7 +7,7 @@
  *
  * Owns: nothing long-lived but the "suspect" mark of each data server.  A
  * data server that refuses connections or leaves a request unanswered
- * (probed after 10 s, see dsio_wait) is suspect for 30 s: reads go to its
+ * (probed after 4 s, see dsio_wait) is suspect for 30 s: reads go to its
  * peers first (dsio_read_order).  Writes need every replica; retrying them
  * is the caller's business (client_file.c).
  *
@@ -28,8 +28,8 @@
 #define DSIO_SUSPECT_MS 30000
 
 /* A batch waiting this long probes the data servers it waits for. */
-#define DSIO_PROBE_AFTER_MS 10000
-#define DSIO_PROBE_TIMEOUT_MS 5000
+#define DSIO_PROBE_AFTER_MS 4000
+#define DSIO_PROBE_TIMEOUT_MS 3000
 
 static bool dsio_ds_suspect(const struct vdifs_ds *d)
 {

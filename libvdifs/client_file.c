@@ -448,11 +448,14 @@ static int client_update_retry(struct vdifs_client *c, struct inode *in, struct 
 		if (op->status == -ESTALE) {
 			client_chunk_invalidate(in, op->sp.index, op->ch.chunk_id);
 			rc = client_writable_chunk(c, in, op->sp.index, &op->ch);
-		} else if (transport && !reconnected) {
-			reconnected = true; /* the connection broke: once more as is */
 		} else {
+			/* Ask first: a server already marked down is left out at once
+			 * (no connect timeout to an unreachable address). */
 			rc = client_chunk_repair(c, in, &op->ch, &op->ch);
-			if (rc == -EAGAIN) {
+			if (rc == -EAGAIN && transport && !reconnected) {
+				reconnected = true; /* all up: the connection broke, once more as is */
+				rc = 0;
+			} else if (rc == -EAGAIN) {
 				if (!waited)
 					log_warn("inode %llu: chunk %016llx: %s: waiting for the MDS to mark the failed server down",
 						 (unsigned long long)in->ino, (unsigned long long)op->ch.chunk_id, op->msg);

@@ -32,7 +32,7 @@ void tool_target_defaults(struct tool_target *t)
 int tool_cluster_load(struct tool_cluster *cl, const char *dir, bool quiet)
 {
 	char path[4200], err[4400];
-	char *mds = NULL, *key = NULL, *volume = NULL, *mnt = NULL;
+	char *mds = NULL, *key = NULL, *volume = NULL, *mnt = NULL, *host = NULL;
 	memset(cl, 0, sizeof(*cl));
 	const struct config_opt opts[] = {
 		{"mds", CONFIG_STR, &mds, ""},
@@ -41,6 +41,7 @@ int tool_cluster_load(struct tool_cluster *cl, const char *dir, bool quiet)
 		{"ds", CONFIG_U32, &cl->nds, ""},
 		{"replicas", CONFIG_U32, &cl->replicas, ""},
 		{"port", CONFIG_U32, &cl->port, ""},
+		{"host", CONFIG_STR, &host, ""},
 		{"chunk_size", CONFIG_SIZE, &cl->chunk_size, ""},
 		{"volume", CONFIG_STR, &volume, ""},
 		{"mount", CONFIG_STR, &mnt, ""},
@@ -61,6 +62,7 @@ int tool_cluster_load(struct tool_cluster *cl, const char *dir, bool quiet)
 	snprintf(cl->key_file, sizeof(cl->key_file), "%s", key ? key : "");
 	snprintf(cl->volume, sizeof(cl->volume), "%s", volume);
 	snprintf(cl->mnt, sizeof(cl->mnt), "%s", mnt);
+	snprintf(cl->host, sizeof(cl->host), "%s", host ? host : "127.0.0.1");
 	return 0;
 }
 
@@ -82,7 +84,7 @@ int tool_cluster_save(const struct tool_cluster *cl, const char *dir)
 	fprintf(f, "insecure = %s\n", cl->insecure ? "true" : "false");
 	fprintf(f, "ds = %u\nreplicas = %u\nport = %u\nchunk_size = %llu\n", cl->nds, cl->replicas, cl->port,
 		(unsigned long long)cl->chunk_size);
-	fprintf(f, "volume = %s\nmount = %s\n", cl->volume, cl->mnt);
+	fprintf(f, "volume = %s\nmount = %s\nhost = %s\n", cl->volume, cl->mnt, cl->host);
 	if (fclose(f) != 0 || rename(tmp, path) != 0) {
 		int e = errno;
 		tool_error("%s: %s", path, strerror(e));

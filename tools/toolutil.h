@@ -32,6 +32,7 @@ struct tool_cluster {
 	uint32_t nds;
 	uint32_t replicas;
 	uint32_t port;
+	char host[64]; /* address every server listens on and advertises (default 127.0.0.1) */
 	uint64_t chunk_size;
 	char volume[256];
 	char mnt[4096];

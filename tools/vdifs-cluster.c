@@ -15,6 +15,7 @@
 #include "config.h"
 #include "toolutil.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -41,6 +42,9 @@ static const char usage[] =
 	"  --ds N              data servers (default 3)\n"
 	"  --replicas N        replica count of the volume (default 2)\n"
 	"  --port BASE         MDS port; data servers use BASE+1.. (default 9400)\n"
+	"  --host ADDR         address every server listens on and advertises\n"
+	"                      (default 127.0.0.1; e.g. a veth address reachable from\n"
+	"                      a network namespace)\n"
 	"  --volume NAME       volume to create and mount (default vdi)\n"
 	"  --chunk-size SIZE   chunk size of the volume (default 64M)\n"
 	"  --insecure          run without a cluster key\n"
@@ -345,7 +349,7 @@ static int start_ds(const char *dir, const struct tool_cluster *cl, uint32_t i, 
 	*pid_out = 0;
 	if (running_pid(dir, what, "vdifs-ds"))
 		return 0;
-	char bin[PATH_MAX], data[PATH_MAX + 16], log[PATH_MAX], listen[64], mds[320], key[PATH_MAX + 16];
+	char bin[PATH_MAX], data[PATH_MAX + 16], log[PATH_MAX], listen[96], mds[320], key[PATH_MAX + 16];
 	if (find_binary("vdifs-ds", "dataserver", bin, sizeof(bin)) < 0)
 		return -ENOENT;
 	char ddir[PATH_MAX];
@@ -356,7 +360,7 @@ static int start_ds(const char *dir, const struct tool_cluster *cl, uint32_t i, 
 	}
 	snprintf(data, sizeof(data), "--data-dir=%s", ddir);
 	snprintf(log, sizeof(log), "%s/logs/%s.log", dir, what);
-	snprintf(listen, sizeof(listen), "--listen=127.0.0.1:%u", cl->port + i);
+	snprintf(listen, sizeof(listen), "--listen=%s:%u", cl->host, cl->port + i);
 	snprintf(mds, sizeof(mds), "--mds=%s", cl->mds);
 	snprintf(key, sizeof(key), "--key-file=%s", cl->key_file);
 	char conf[PATH_MAX + 16];
@@ -447,7 +451,7 @@ static int cmd_start(const char *dir, struct tool_cluster *opt, bool mount)
 			return 1;
 		}
 		cl = *opt;
-		snprintf(cl.mds, sizeof(cl.mds), "127.0.0.1:%u", cl.port);
+		snprintf(cl.mds, sizeof(cl.mds), "%s:%u", cl.host, cl.port);
 		if (snprintf(cl.mnt, sizeof(cl.mnt), "%s/mnt", absdir) >= (int)sizeof(cl.mnt)) {
 			tool_error("%s: path too long", absdir);
 			return 1;
@@ -584,9 +588,9 @@ static int cmd_status(const char *dir, bool json)
 	} else {
 		printf("mds     %-22s %s\n", cl.mds, mds ? "running" : "stopped");
 		for (uint32_t i = 1; i <= cl.nds; i++) {
-			char what[16], addr[32];
+			char what[16], addr[96];
 			snprintf(what, sizeof(what), "ds%u", i);
-			snprintf(addr, sizeof(addr), "127.0.0.1:%u", cl.port + i);
+			snprintf(addr, sizeof(addr), "%s:%u", cl.host, cl.port + i);
 			printf("%-7s %-22s %s\n", what, addr, running_pid(dir, what, "vdifs-ds") ? "running" : "stopped");
 		}
 		printf("mount   %-22s %s (volume %s)\n", cl.mnt, mounted ? "mounted" : "not mounted", cl.volume);
@@ -611,13 +615,15 @@ int main(int argc, char **argv)
 	}
 	struct tool_cluster opt = {.nds = 3, .replicas = 2, .port = 9400, .chunk_size = 64ull << 20};
 	snprintf(opt.volume, sizeof(opt.volume), "vdi");
+	snprintf(opt.host, sizeof(opt.host), "127.0.0.1");
 	bool mount = true, json = false;
-	enum { O_DS = 256, O_REPLICAS, O_PORT, O_VOLUME, O_CHUNK, O_INSECURE, O_NOMOUNT, O_JSON };
+	enum { O_DS = 256, O_REPLICAS, O_PORT, O_VOLUME, O_CHUNK, O_INSECURE, O_NOMOUNT, O_JSON, O_HOST };
 	static const struct option longopts[] = {
 		{"ds", required_argument, NULL, O_DS},        {"replicas", required_argument, NULL, O_REPLICAS},
 		{"port", required_argument, NULL, O_PORT},    {"volume", required_argument, NULL, O_VOLUME},
 		{"chunk-size", required_argument, NULL, O_CHUNK}, {"insecure", no_argument, NULL, O_INSECURE},
 		{"no-mount", no_argument, NULL, O_NOMOUNT},   {"json", no_argument, NULL, O_JSON},
+		{"host", required_argument, NULL, O_HOST},
 		{"help", no_argument, NULL, 'h'},             {NULL, 0, NULL, 0},
 	};
 	int o;
@@ -649,6 +655,15 @@ int main(int argc, char **argv)
 			opt.port = (uint32_t)v;
 			break;
 		case O_VOLUME: snprintf(opt.volume, sizeof(opt.volume), "%s", optarg); break;
+		case O_HOST: {
+			struct in_addr ia;
+			if (inet_pton(AF_INET, optarg, &ia) != 1) {
+				tool_error("--host: '%s' is not an IPv4 address", optarg);
+				return 2;
+			}
+			snprintf(opt.host, sizeof(opt.host), "%s", optarg);
+			break;
+		}
 		case O_CHUNK:
 			if (config_parse_size(optarg, &opt.chunk_size) < 0) {
 				tool_error("--chunk-size: '%s' is not a size (e.g. 64M)", optarg);

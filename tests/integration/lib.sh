@@ -14,6 +14,7 @@ C="$WORK/cluster"
 MNT="$C/mnt"
 EXTRA_MOUNTS=()
 EXTRA_PIDS=()
+EXTRA_CLEANUP=() # commands run at exit after the processes are stopped (e.g. "ip netns del NS")
 
 log() { printf '[%s] %s\n' "$TEST_NAME" "$*"; }
 fail() { printf '[%s] FAIL: %s\n' "$TEST_NAME" "$*" >&2; exit 1; }
@@ -28,6 +29,11 @@ cleanup() {
 	if [ -f "$C/cluster.conf" ]; then
 		vdifs-cluster stop "$C" >/dev/null 2>&1
 	fi
+	for p in "${EXTRA_PIDS[@]}"; do
+		for _ in $(seq 1 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+		kill -9 "$p" 2>/dev/null
+	done
+	for cmd in "${EXTRA_CLEANUP[@]}"; do eval "$cmd" >/dev/null 2>&1; done
 	# Under sanitizers a server's report fails the test even if it went unseen.
 	if [ "${VDIFS_SANITIZE:-0}" = 1 ] && [ -d "$C/logs" ] &&
 		grep -l -E "ERROR: (Address|Leak)Sanitizer|runtime error:" "$C"/logs/*.log "$WORK"/*.log 2>/dev/null; then
