@@ -1,7 +1,8 @@
 #!/bin/bash
 # README's second command: install what is missing, build, and run the whole
 # test suite: unit and integration tests, then the unit tests and a set of
-# integration tests again in an ASan/UBSan build.
+# integration tests again in an ASan/UBSan build, then a short run of each
+# libFuzzer target (scripts/fuzz.sh, about a minute).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
@@ -15,4 +16,6 @@ export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktra
 meson test -C build-asan --print-errorlogs --suite unit --num-processes 2
 VDIFS_SANITIZE=1 VDIFS_TEST_FIO_SIZE=256M meson test -C build-asan --print-errorlogs \
 	coreutils malformed_frames two_mounts mds_crash fio_verify flatten
+echo "== fuzz (libFuzzer, 20 s per target)"
+scripts/fuzz.sh 20
 echo "== all tests passed"
