@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-60}
 [[ $secs =~ ^[0-9]+$ ]] || { echo "usage: $0 [SECONDS]" >&2; exit 2; }
-TARGETS=(fuzz_frame fuzz_proto fuzz_config fuzz_chunkfile)
+TARGETS=(fuzz_frame fuzz_proto fuzz_config fuzz_chunkfile fuzz_rpc_server)
 PARALLEL=2
 
 scripts/deps.sh

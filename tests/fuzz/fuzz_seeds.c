@@ -6,7 +6,9 @@
  *   proto      every record of VDIFS_RECORDS, alone and as a list of three;
  *   config     a settings file and a command line;
  *   chunkfile  chunk files the chunkstore wrote: plain ones, a delta over a
- *              plain base, a delta over that delta (with ZERO extents).
+ *              plain base, a delta over that delta (with ZERO extents);
+ *   rpc_server request streams after the handshake (each reply kind) and a
+ *              stream starting with the handshake.
  * Usage: fuzz_seeds OUTDIR.  Exits non-zero on any failure.
  */
 #include "../unit/test_fs_util.h" /* before chunkstore.h: only the tree helpers */
@@ -147,6 +149,54 @@ static void seeds_config(void)
 	seed_write("config", "args", args, sizeof(args) - 1);
 }
 
+/* ---- rpc_server -------------------------------------------------------------- */
+
+static void put_frame(struct wbuf *b, uint16_t type, uint64_t id, const struct wbuf *payload)
+{
+	uint8_t *h = wbuf_reserve(b, VDIFS_FRAME_HDR_LEN);
+	if (h)
+		frame_hdr_encode(h, type, id, (uint32_t)payload->len, 0);
+	wbuf_put_raw(b, payload->data, payload->len);
+}
+
+static void seeds_rpc_server(void)
+{
+	struct wbuf b, p;
+	wbuf_init(&b);
+	wbuf_init(&p);
+	seed_dir("rpc_server");
+	/* After the handshake: one request per reply kind (request id % 4), the
+	 * reject last since it closes the connection. */
+	wbuf_put_u8(&b, 1);
+	msg_lookup_req_put(&p, &(struct msg_lookup_req){.vol = 1, .parent = 1, .name = {(const uint8_t *)"f", 1}});
+	put_frame(&b, VDIFS_MSG_LOOKUP, 4, &p);
+	put_frame(&b, VDIFS_MSG_DS_READ, 7, &p);
+	put_frame(&b, VDIFS_MSG_GETATTR, 5, &p);
+	put_frame(&b, VDIFS_MSG_STATFS, 6, &p);
+	seed_write("rpc_server", "requests", b.data, b.len);
+	/* Regression: an empty payload echoed reserved 0 bytes of an empty wbuf
+	 * (NULL + 0 in wbuf_reserve, undefined behaviour). */
+	wbuf_reset(&b);
+	wbuf_reset(&p);
+	wbuf_put_u8(&b, 1);
+	put_frame(&b, VDIFS_MSG_STATFS, 8, &p);
+	seed_write("rpc_server", "regress-empty-payload", b.data, b.len);
+	/* The handshake itself: HELLO, then an AUTH with a wrong proof. */
+	wbuf_reset(&b);
+	wbuf_reset(&p);
+	wbuf_put_u8(&b, 0);
+	msg_hello_req_put(&p, &(struct msg_hello_req){.role = VDIFS_ROLE_CLIENT, .name = {(const uint8_t *)"c", 1}});
+	put_frame(&b, VDIFS_MSG_HELLO, 1, &p);
+	wbuf_reset(&p);
+	msg_auth_req_put(&p, &(struct msg_auth_req){{{0}}});
+	put_frame(&b, VDIFS_MSG_AUTH, 2, &p);
+	if (b.err || p.err)
+		die("out of memory");
+	seed_write("rpc_server", "handshake", b.data, b.len);
+	wbuf_free(&b);
+	wbuf_free(&p);
+}
+
 /* ---- chunk files --------------------------------------------------------------- */
 /* Written near their start: a seed is as long as its file (holes included). */
 
@@ -236,5 +286,6 @@ int main(int argc, char **argv)
 	seeds_proto();
 	seeds_config();
 	seeds_chunkfile();
+	seeds_rpc_server();
 	return 0;
 }
