@@ -96,7 +96,7 @@ static void fix_crcs(struct fuzz_file *f, unsigned flags)
 		uint64_t have = off < f->len ? f->len - off : 0;
 		if (have > len)
 			have = len;
-		uint32_t crc = crc32c(0, f->p + off, have);
+		uint32_t crc = have ? crc32c(0, f->p + off, have) : 0;
 		for (uint64_t z = have; z < len; z += sizeof(zeros)) /* past the end: zeros */
 			crc = crc32c(crc, zeros, len - z < sizeof(zeros) ? len - z : sizeof(zeros));
 		le_put32(e, crc32c_mask(crc));

@@ -22,6 +22,7 @@
 #include <event2/event.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <string.h>
@@ -98,7 +99,12 @@ static int peer_connect(void)
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	FUZZ_CHECK(connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0, "connect: %s", strerror(errno));
+	/* A signal (LeakSanitizer stops the world with them) may interrupt the
+	 * connect: it then completes in the background. */
+	while (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 && errno != EISCONN) {
+		FUZZ_CHECK(errno == EINTR || errno == EALREADY, "connect: %s", strerror(errno));
+		poll(&(struct pollfd){.fd = fd, .events = POLLOUT}, 1, 100);
+	}
 	return fd;
 }
 
