@@ -27,7 +27,9 @@ uint8_t *wbuf_reserve(struct wbuf *b, size_t n)
 {
 	if (b->err)
 		return NULL;
-	if (b->len + n > b->cap) {
+	/* An empty buffer allocates even for n == 0: the pointer returned is
+	 * never NULL + 0 (undefined behaviour) on success. */
+	if (!b->data || b->len + n > b->cap) {
 		size_t cap = b->cap ? b->cap : 256;
 		while (cap < b->len + n)
 			cap *= 2;

@@ -1,11 +1,13 @@
 #!/bin/bash
 # Installs the Debian 12 packages vdifs needs to build, run and test, if any
-# is missing.  Quiet when everything is there.
+# is missing.  Quiet when everything is there.  clang and libclang-rt-14-dev
+# (its libFuzzer) are for the fuzz targets (scripts/fuzz.sh).
 set -euo pipefail
 PKGS=(
 	meson ninja-build pkg-config gcc
 	libfuse3-dev fuse3 libevent-dev libleveldb-dev libisal-dev libssl-dev libcmocka-dev
 	fio qemu-utils attr python3 util-linux iproute2 procps
+	clang libclang-rt-14-dev
 )
 missing=()
 for p in "${PKGS[@]}"; do
