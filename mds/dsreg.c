@@ -26,6 +26,7 @@ struct dsreg {
 	uint64_t (*now_ms)(void *arg);
 	void *clock_arg;
 	uint64_t start_ms; /* registry clock at open */
+	uint64_t min_avail; /* placement skips servers with less free space */
 	uint64_t rng;
 };
 
@@ -109,6 +110,12 @@ int dsreg_validated(struct dsreg *r, uint32_t id)
 
 uint64_t dsreg_now_ms(const struct dsreg *r) { return now(r); }
 
+/* Room for new chunks: more than the reserve, so that the chunks being
+ * written there can still grow (space is reported once a heartbeat). */
+static bool has_room(const struct dsreg *r, const struct dsreg_entry *e) { return e->rec.avail > r->min_avail; }
+
+void dsreg_set_min_avail(struct dsreg *r, uint64_t bytes) { r->min_avail = bytes; }
+
 size_t dsreg_up_ids(const struct dsreg *r, uint32_t *out, size_t cap)
 {
 	size_t n = 0;
@@ -168,6 +175,7 @@ int dsreg_open(struct mdstore *st, uint32_t heartbeat_ms, uint32_t timeout_ms, s
 	r->timeout_ms = timeout_ms ? timeout_ms : DSREG_DEFAULT_TIMEOUT_MS;
 	r->now_ms = monotonic_ms;
 	r->start_ms = monotonic_ms(NULL);
+	r->min_avail = DSREG_DEFAULT_MIN_AVAIL;
 	dsreg_seed(r, (uint64_t)time(NULL) << 20 ^ (uint64_t)getpid());
 
 	mdstore_key_tag(&prefix, 'S');
@@ -354,7 +362,7 @@ int dsreg_place(struct dsreg *r, uint32_t want, const uint32_t *prefer, uint32_t
 		bool dup = false;
 		for (uint32_t j = 0; j < n; j++)
 			dup |= out[j] == prefer[i];
-		if (e && !dup && entry_up(r, e) && e->rec.avail > 0)
+		if (e && !dup && entry_up(r, e) && has_room(r, e))
 			out[n++] = prefer[i];
 	}
 
@@ -368,7 +376,7 @@ int dsreg_place(struct dsreg *r, uint32_t want, const uint32_t *prefer, uint32_t
 			bool taken = false;
 			for (uint32_t j = 0; j < n; j++)
 				taken |= out[j] == e->rec.id;
-			if (!taken && entry_up(r, e) && e->rec.avail > 0)
+			if (!taken && entry_up(r, e) && has_room(r, e))
 				sum += (e->rec.avail >> 20) + 1;
 		}
 		if (sum == 0)
@@ -379,7 +387,7 @@ int dsreg_place(struct dsreg *r, uint32_t want, const uint32_t *prefer, uint32_t
 			bool taken = false;
 			for (uint32_t j = 0; j < n; j++)
 				taken |= out[j] == e->rec.id;
-			if (taken || !entry_up(r, e) || e->rec.avail == 0)
+			if (taken || !entry_up(r, e) || !has_room(r, e))
 				continue;
 			uint64_t w = (e->rec.avail >> 20) + 1;
 			if (pick < w) {

@@ -23,6 +23,9 @@
 
 #define DSREG_DEFAULT_HEARTBEAT_MS 500
 #define DSREG_DEFAULT_TIMEOUT_MS 3000
+/* Placement skips a server with this little space or less (its chunks
+ * being written still need room); see dsreg_set_min_avail. */
+#define DSREG_DEFAULT_MIN_AVAIL (128ull << 20)
 /* Most chunk ids handed to a server in one heartbeat reply. */
 #define DSREG_DELETE_BATCH 1024
 
@@ -48,6 +51,8 @@ void dsreg_free(struct dsreg *r);
 /* Replaces the monotonic millisecond clock (tests); the registry's start
  * time is taken again from the new clock. */
 void dsreg_set_clock(struct dsreg *r, uint64_t (*now_ms)(void *arg), void *arg);
+/* Sets the free space at or below which placement skips a server. */
+void dsreg_set_min_avail(struct dsreg *r, uint64_t bytes);
 /* Seeds the placement random generator (tests make placement repeatable). */
 void dsreg_seed(struct dsreg *r, uint64_t seed);
 uint32_t dsreg_heartbeat_ms(const struct dsreg *r);
@@ -91,7 +96,8 @@ size_t dsreg_up_ids(const struct dsreg *r, uint32_t *out, size_t cap);
 bool dsreg_settling(const struct dsreg *r);
 
 /*
- * Chooses up to want distinct servers that are up and have space, weighted by
+ * Chooses up to want distinct servers that are up and have more space than
+ * the reserve (DSREG_DEFAULT_MIN_AVAIL), weighted by
  * available space.  Servers in prefer (that are up) come first, in order;
  * servers in exclude are never chosen.  When fewer are up than wanted, uses
  * as many as there are.  0 with out[0..*nout), or -ENOSPC when none qualifies.

@@ -37,6 +37,7 @@ struct mds_opts {
 	uint32_t heartbeat_ms;
 	uint32_t ds_timeout_ms;
 	uint32_t recovery_streams;
+	uint64_t ds_reserve;
 	uint64_t max_payload;
 	uint32_t max_conns;
 	uint32_t idle_timeout_ms;
@@ -84,6 +85,7 @@ int main(int argc, char **argv)
 		.heartbeat_ms = DSREG_DEFAULT_HEARTBEAT_MS,
 		.ds_timeout_ms = DSREG_DEFAULT_TIMEOUT_MS,
 		.recovery_streams = RECOVERY_DEFAULT_STREAMS,
+		.ds_reserve = DSREG_DEFAULT_MIN_AVAIL,
 		.max_payload = VDIFS_DEFAULT_MAX_PAYLOAD,
 		.max_conns = 1024,
 		.idle_timeout_ms = 30000,
@@ -96,6 +98,8 @@ int main(int argc, char **argv)
 		{"insecure", CONFIG_BOOL, &o.insecure, "run without a cluster key (no authentication)"},
 		{"heartbeat_ms", CONFIG_U32, &o.heartbeat_ms, "heartbeat period asked of data servers"},
 		{"ds_timeout_ms", CONFIG_U32, &o.ds_timeout_ms, "a data server silent this long is down"},
+		{"ds_reserve", CONFIG_SIZE, &o.ds_reserve,
+		 "new chunks go only to data servers with more free space than this"},
 		{"recovery_streams", CONFIG_U32, &o.recovery_streams,
 		 "re-replication copies at a time per source data server (their rate: recovery_mb_s on the servers)"},
 		{"max_payload", CONFIG_SIZE, &o.max_payload, "largest request frame accepted"},
@@ -156,6 +160,7 @@ int main(int argc, char **argv)
 				 .recovery_streams = o.recovery_streams};
 	if (mds_open(dbpath, &mo, &m, err, sizeof(err)) < 0)
 		daemon_die("metadata store: %s", err);
+	dsreg_set_min_avail(m->dsreg, o.ds_reserve);
 
 	rpc_global_init();
 	struct event_base *base = event_base_new();

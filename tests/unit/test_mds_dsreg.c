@@ -174,13 +174,14 @@ static void test_place(void **state)
 	uint32_t big = tmds_add_ds(t, "big", 1, 1000ull << 30);
 	uint32_t small = tmds_add_ds(t, "small", 2, 10ull << 30);
 	uint32_t full = tmds_add_ds(t, "full", 3, 0);
+	uint32_t nearly = tmds_add_ds(t, "nearly", 4, DSREG_DEFAULT_MIN_AVAIL); /* at the reserve */
 
-	/* Distinct servers, never the full one. */
+	/* Distinct servers, never the full ones. */
 	for (int i = 0; i < 100; i++) {
-		assert_int_equal(dsreg_place(r, 3, NULL, 0, out, &n), 0);
+		assert_int_equal(dsreg_place(r, 4, NULL, 0, out, &n), 0);
 		assert_int_equal(n, 2);
 		assert_int_not_equal(out[0], out[1]);
-		assert_true(out[0] != full && out[1] != full);
+		assert_true(out[0] != full && out[1] != full && out[0] != nearly && out[1] != nearly);
 	}
 	/* Weighted by free space: the 100x larger server is chosen first
 	 * nearly always. */
