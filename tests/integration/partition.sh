@@ -34,7 +34,7 @@ for _ in $(seq 1 100); do
 	sleep 0.1
 done
 [ "$(status ds_up)" = 3 ] || fail "ds3 in the namespace did not come up"
-SIZE=${VDIFS_TEST_FIO_SIZE:-512M}
+SIZE=${VDIFS_TEST_FIO_SIZE:-256M}
 log "fio writes $SIZE; the link to ds3 goes down a second in"
 fio --name=pt --filename="$MNT/f.dat" --size="$SIZE" --rw=randwrite --bs=256k --ioengine=psync \
 	--verify=crc32c --verify_fatal=1 --do_verify=1 --verify_state_save=0 --output-format=json \

@@ -8,19 +8,21 @@
 . "$(dirname "$0")/lib.sh"
 mkdir -p "$C"
 printf 'scrub_mb_s = 400\n' >"$C/ds.conf"
-start_cluster
-dd if=/dev/urandom of="$WORK/ref" bs=1M count=1024 status=none
+# 8 MiB chunks: 16 chunks in a 128 MiB file, quick to copy and scrub.
+start_cluster --chunk-size 8M
+dd if=/dev/urandom of="$WORK/ref" bs=1M count=128 status=none
 cp "$WORK/ref" "$MNT/f"
 sync "$MNT/f"
 mapfile -t files < <(find "$C/ds1" -name '*.chk' | sort)
 n=${#files[@]}
 [ "$n" -ge 4 ] || fail "ds1 holds only $n chunks of the file"
-# A 64 MiB plain chunk: header 4096, block table 1024 * 8 bytes, then data.
+# An 8 MiB plain chunk: header 4096, block table 128 * 8 bytes rounded up
+# to 4096, then the data (docs/ARCHITECTURE.md, "Chunk files").
 python3 - "${files[@]}" <<'PY' || fail "flipping bytes"
 import sys
 for path in sys.argv[1:]:
     with open(path, "r+b") as f:
-        at = 4096 + 8192 + 5 * 65536 + 1234
+        at = 4096 + 4096 + 5 * 65536 + 1234
         f.seek(at)
         b = f.read(1)
         f.seek(at)
