@@ -74,6 +74,9 @@ struct mdslink {
 	uint32_t ncorrupt, corrupt_sent;
 	uint32_t scrub_seen; /* the MDS's scrub counter last seen */
 	bool scrub_known;
+	uint32_t report_seen; /* the MDS's chunk-list counter last seen */
+	bool report_known;
+	bool checking;        /* the report being sent is a list for fsck */
 	struct held_chunk *held; /* the chunk report being sent */
 	size_t nheld, held_cap, held_sent, held_part;
 	uint32_t report_deleted;
@@ -296,7 +299,7 @@ static void apply_recovery(struct mdslink *l, const struct msg_ds_heartbeat_rep 
 
 static void register_cb(void *arg, int status, const uint8_t *payload, uint32_t len);
 static void report_cb(void *arg, int status, const uint8_t *payload, uint32_t len);
-static void start_report(struct mdslink *l);
+static void start_report(struct mdslink *l, bool checking);
 static void heartbeat_cb(void *arg, int status, const uint8_t *payload, uint32_t len);
 
 static const char *reply_message(int status, const uint8_t *payload, uint32_t len, char *buf, size_t cap)
@@ -425,7 +428,11 @@ static void register_cb(void *arg, int status, const uint8_t *payload, uint32_t 
 	l->heartbeat_ms = hb;
 	l->lease_ms = rep.lease_ms ? rep.lease_ms : 3 * hb;
 	l->misses = 0;
-	start_report(l);
+	/* A chunk list asked for while we were away may still be waited for:
+	 * the first heartbeat that shows any request sends one. */
+	l->report_seen = 0;
+	l->report_known = true;
+	start_report(l, false);
 }
 
 static int held_add(void *arg, uint64_t id, uint32_t version)
@@ -457,7 +464,7 @@ static void send_report_part(struct mdslink *l)
 									   .version = l->held[l->held_sent + i].version});
 	struct msg_ds_report_req m = {
 		.ds_id = l->ds_id,
-		.flags = l->held_sent + n == l->nheld ? VDIFS_REPORT_LAST : 0,
+		.flags = (l->held_sent + n == l->nheld ? VDIFS_REPORT_LAST : 0) | (l->checking ? VDIFS_REPORT_CHECK : 0),
 		.count = (uint32_t)n,
 		.items = {items.data, (uint32_t)items.len},
 	};
@@ -473,10 +480,13 @@ static void send_report_part(struct mdslink *l)
 		link_lost(l, "cannot report chunks to the MDS: %s", transport_error(l, rc));
 }
 
-/* After registering: report every chunk held before serving. */
-static void start_report(struct mdslink *l)
+/* After registering: report every chunk held before serving.  checking:
+ * a list fsck asked for instead, sent while serving. */
+static void start_report(struct mdslink *l, bool checking)
 {
-	l->state = LINK_REPORTING;
+	l->checking = checking;
+	if (!checking)
+		l->state = LINK_REPORTING;
 	l->nheld = l->held_sent = 0;
 	l->report_deleted = 0;
 	if (chunkstore_list(l->cfg.store, held_add, l) != 0) {
@@ -498,6 +508,12 @@ static void report_cb(void *arg, int status, const uint8_t *payload, uint32_t le
 		link_lost(l, "lost the MDS while reporting chunks: %s", transport_error(l, status));
 		return;
 	}
+	if (l->checking && status < 0) {
+		log_warn("MDS %s:%u refused the chunk list for fsck: %s", l->mds_host, l->cfg.mds_port,
+			 reply_message(status, payload, len, why, sizeof(why)));
+		l->checking = false;
+		return;
+	}
 	if (status < 0) {
 		link_lost(l, "MDS %s:%u refused the chunk report: %s", l->mds_host, l->cfg.mds_port,
 			  reply_message(status, payload, len, why, sizeof(why)));
@@ -511,6 +527,12 @@ static void report_cb(void *arg, int status, const uint8_t *payload, uint32_t le
 	l->held_sent += l->held_part;
 	if (l->held_sent < l->nheld) {
 		send_report_part(l);
+		return;
+	}
+	if (l->checking) {
+		log_info("sent the list of %zu chunk%s the MDS asked for (fsck)", l->nheld, l->nheld == 1 ? "" : "s");
+		l->checking = false;
+		l->nheld = 0;
 		return;
 	}
 	log_info("reported %zu chunk%s to the MDS (%" PRIu32 " stale or unknown deleted): serving", l->nheld,
@@ -644,6 +666,11 @@ static void heartbeat_cb(void *arg, int status, const uint8_t *payload, uint32_t
 		scrub_start(l->cfg.scrub, "asked by the MDS");
 	l->scrub_seen = rep.scrub;
 	l->scrub_known = true;
+	bool asked = l->report_known && rep.report > l->report_seen;
+	l->report_seen = rep.report;
+	l->report_known = true;
+	if (asked && !l->in_flight)
+		start_report(l, true);
 }
 
 /* ---- life cycle ------------------------------------------------------------------------- */

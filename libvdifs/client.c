@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/random.h>
 #include <unistd.h>
 
@@ -707,17 +708,24 @@ int vdifs_statfs(struct vdifs_client *c, struct msg_statfs_rep *out)
 	return rc;
 }
 
-int vdifs_fsck(struct vdifs_client *c, bool repair, struct vdifs_fsck_summary *sum,
+int vdifs_fsck(struct vdifs_client *c, bool repair, bool data, struct vdifs_fsck_summary *sum,
 	       void (*kind)(void *arg, const char *name, uint64_t found, uint64_t repaired),
 	       void (*item)(void *arg, bool repaired, const char *line), void *arg)
 {
-	struct msg_fsck_req m = {.flags = repair ? VDIFS_FSCK_REPAIR : 0};
+	struct msg_fsck_req m = {.flags = (repair ? VDIFS_FSCK_REPAIR : 0) | (data ? VDIFS_FSCK_DATA : 0)};
 	struct msg_fsck_rep rep;
 	struct rpc_result res;
 	struct wbuf b;
 	wbuf_init(&b);
 	msg_fsck_req_put(&b, &m);
 	int rc = client_mds_call(c, VDIFS_MSG_FSCK, &b, &res);
+	/* The data servers' chunk lists come with their next heartbeats. */
+	for (int tries = 0; rc == -EAGAIN && tries < 600; tries++) {
+		rpc_result_free(&res);
+		struct timespec ts = {0, 100 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+		rc = client_mds_call(c, VDIFS_MSG_FSCK, &b, &res);
+	}
 	wbuf_free(&b);
 	if (rc == 0 && msg_fsck_rep_decode(res.payload, res.len, &rep) != 0)
 		rc = client_bad_reply(VDIFS_MSG_FSCK);

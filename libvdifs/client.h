@@ -327,15 +327,17 @@ typedef int (*vdifs_chunk_seek_fn)(void *arg, const struct vdifs_chunk *ch, uint
 int64_t vdifs_seek_layout(struct vdifs_layout *l, pthread_mutex_t *lock, uint64_t chunk_size,
 			  uint64_t size, uint64_t off, int whence, vdifs_chunk_seek_fn fn, void *arg);
 
-/* FSCK (admin): the MDS checks its store, and with repair fixes what is
- * safe (docs/OPERATIONS.md).  Calls kind once per kind of inconsistency found
+/* FSCK (admin): the MDS checks its store, with data also against the chunk
+ * lists of the data servers up (missing and orphan replicas; the call waits
+ * for them, up to a minute), and with repair fixes what is safe
+ * (docs/OPERATIONS.md).  Calls kind once per kind of inconsistency found
  * and item once per reported line (the MDS sends at most
  * VDIFS_FSCK_ITEMS_MAX; the counts are whole); either may be NULL.  0 with
  * *sum filled, or -errno (a transport or MDS error, or a malformed reply). */
 struct vdifs_fsck_summary {
 	uint64_t keys, found, repaired;
 };
-int vdifs_fsck(struct vdifs_client *c, bool repair, struct vdifs_fsck_summary *sum,
+int vdifs_fsck(struct vdifs_client *c, bool repair, bool data, struct vdifs_fsck_summary *sum,
 	       void (*kind)(void *arg, const char *name, uint64_t found, uint64_t repaired),
 	       void (*item)(void *arg, bool repaired, const char *line), void *arg);
 

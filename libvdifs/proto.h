@@ -170,7 +170,10 @@ const char *proto_msg_name(uint16_t type);
 	F(U64, keys) F(U64, found) F(U64, repaired) F(U32, nkinds)           \
 	F(BLOB, kinds) F(U32, count) F(BLOB, items)
 #define VDIFS_FSCK_ITEMS_MAX 2000
-enum { VDIFS_FSCK_REPAIR = 1 << 0 };
+/* VDIFS_FSCK_DATA: compare with the data servers' chunk lists too: the first
+ * such call asks every data server up for its list and answers EAGAIN, as
+ * do the calls until every list is in (the tool retries). */
+enum { VDIFS_FSCK_REPAIR = 1 << 0, VDIFS_FSCK_DATA = 1 << 1 };
 /* A request whose type has VDIFS_SEQ_BIT set carries a seq_tag
  * (VDIFS_SEQ_TAG_LEN bytes) after its record: session (random, non-zero,
  * fixed for the client's life), seq (numbers its tagged requests) and acked
@@ -283,14 +286,15 @@ bool proto_msg_exactly_once(uint16_t type);
 /* corrupt: u64 ids of chunks whose copy here failed a CRC check (a read,
  * a copy, the scrubber), ncorrupt of them: the MDS replaces that copy.
  * scrub: the MDS's scrub request counter; a server that sees it go up
- * starts a scrub pass at once (vdifs-admin scrub). */
+ * starts a scrub pass at once (vdifs-admin scrub).  report: the same for
+ * chunk lists (vdifs-admin fsck): send one (DS_CHUNK_REPORT, CHECK). */
 #define REC_ds_heartbeat_req(F)                                              \
 	F(U32, ds_id) F(U64, total) F(U64, avail) F(U64, used)               \
 	F(U64, nchunks) F(U32, count) F(BLOB, deleted) F(U32, ndone)         \
 	F(BLOB, done) F(U32, ncorrupt) F(BLOB, corrupt)
 #define REC_ds_heartbeat_rep(F)                                              \
 	F(U32, count) F(BLOB, delete_ids) F(U32, ntask) F(BLOB, tasks)       \
-	F(U32, ncommit) F(BLOB, commits) F(U32, scrub)
+	F(U32, ncommit) F(BLOB, commits) F(U32, scrub) F(U32, report)
 /* SCRUB (admin) reply: data servers that will start a pass (those up). */
 #define REC_scrub_rep(F) F(U32, servers)
 /* DS_CHUNK_REPORT, after DS_REGISTER: the chunks the server holds, count
@@ -430,7 +434,9 @@ enum { VDIFS_CHUNK_HOLE = 1 << 0 };
 /* ds_recv_req flags. */
 enum { VDIFS_RECV_BEGIN = 1 << 0 };
 /* ds_report_req flags. */
-enum { VDIFS_REPORT_LAST = 1 << 0 };
+/* VDIFS_REPORT_CHECK: a list asked for by fsck (the heartbeat reply's report
+ * counter went up), not a registration's: nothing is deleted. */
+enum { VDIFS_REPORT_LAST = 1 << 0, VDIFS_REPORT_CHECK = 1 << 1 };
 /* Seek whence on DS_SEEK. */
 enum { VDIFS_SEEK_DATA = 0, VDIFS_SEEK_HOLE = 1 };
 

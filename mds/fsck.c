@@ -52,6 +52,7 @@ struct f_chunk {
 	uint32_t refcount, refs, vol, nrep;
 	uint32_t ds[VDIFS_MAX_REPLICAS];
 	bool is_base; /* the base of a delta chunk: never freed as an orphan */
+	bool written; /* the MDS knows data was written (own bytes committed) */
 };
 
 /* Open-addressing map (a, b) -> index into one of the arrays. */
@@ -279,7 +280,7 @@ static int load_chunk(struct fsck *f, const uint8_t *key, size_t klen, const uin
 	struct f_chunk *e = grow((void **)&f->chunks, &f->capchunks, f->nchunks, sizeof(*e));
 	if (!e || fmap_put(&f->cmap, mdstore_be64(key + 1), 0, f->nchunks) < 0)
 		return -ENOMEM;
-	*e = (struct f_chunk){.id = mdstore_be64(key + 1), .base = c.base, .refcount = c.refcount, .vol = c.vol,
+	*e = (struct f_chunk){.id = mdstore_be64(key + 1), .base = c.base, .refcount = c.refcount, .vol = c.vol, .written = c.own > 0,
 			      .nrep = c.nrep};
 	memcpy(e->ds, c.ds, sizeof(e->ds));
 	f->nchunks++;
@@ -615,9 +616,27 @@ static int check_replicas(struct fsck *f, const struct fsck_ds_report *reports, 
 		for (size_t n = 0; n < f->nchunks; n++) {
 			const struct f_chunk *c = &f->chunks[n];
 			for (uint32_t k = 0; k < c->nrep && k < VDIFS_MAX_REPLICAS; k++)
-				if (c->ds[k] == rep->ds_id && !bsearch(&c->id, rep->ids, rep->n, sizeof(uint64_t), cmp_u64))
-					finding(f, K_MISSING_REPLICA, false, "chunk %llu: data server %u does not hold its replica",
-						(unsigned long long)c->id, rep->ds_id);
+				/* A chunk allocated and never written has no file yet. */
+				if (c->ds[k] == rep->ds_id && c->written && (!rep->below || c->id < rep->below) &&
+				    !bsearch(&c->id, rep->ids, rep->n, sizeof(uint64_t), cmp_u64)) {
+					/* Repair: leave that copy out (new version); re-replication
+					 * makes a new one from the others.  The last copy lost
+					 * cannot be repaired. */
+					bool others = c->nrep > 1;
+					finding(f, K_MISSING_REPLICA, others,
+						"chunk %llu: data server %u does not hold its replica%s", (unsigned long long)c->id,
+						rep->ds_id, others ? "" : " (its only one)");
+					struct md_chunk mc;
+					if (f->repair && others && mdstore_get_chunk(f->t, c->id, &mc) == 0) {
+						uint32_t n = 0;
+						for (uint32_t j = 0; j < mc.nrep; j++)
+							if (mc.ds[j] != rep->ds_id)
+								mc.ds[n++] = mc.ds[j];
+						mc.nrep = n;
+						mc.version++;
+						mdstore_put_chunk(f->t, &mc);
+					}
+				}
 		}
 		for (size_t n = 0; n < rep->n; n++) {
 			const struct f_chunk *c = chunk_of(f, rep->ids[n]);

@@ -42,14 +42,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* The chunk files one data server holds, as its chunk report listed them.
- * Not produced yet: the data servers' chunk report on registration (the
- * lead's) is to fill these; until then fsck_run gets none and checks the
- * MDS alone.  ids: sorted ascending, no duplicates. */
+/* The chunk files one data server holds, as the list it sent for this
+ * fsck showed them (replicas_check_lists), without those queued for
+ * deletion there.  ids: sorted ascending, no duplicates. */
 struct fsck_ds_report {
 	uint32_t ds_id;
 	const uint64_t *ids;
 	size_t n;
+	uint64_t below; /* chunks with this id or above were made after the list: not checked */
 };
 
 struct fsck_result {

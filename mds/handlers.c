@@ -318,8 +318,8 @@ static void h_cluster_status(struct mds *m, const struct rpc_request *req)
 }
 
 /* FSCK (admin only).  Runs whole on the loop (mds/fsck.h says what that
- * costs).  The data servers' chunk reports go here once they exist:
- * fsck_run(m, repair, reports, nreports, &r). */
+ * costs).  With VDIFS_FSCK_DATA, first waits (EAGAIN: the tool asks again)
+ * for the data servers' chunk lists to compare the replicas with. */
 static void h_fsck(struct mds *m, const struct rpc_request *req)
 {
 	struct msg_fsck_req q;
@@ -330,8 +330,38 @@ static void h_fsck(struct mds *m, const struct rpc_request *req)
 		rpc_reply_error(req, -EACCES, "FSCK is for administrators only");
 		return;
 	}
-	log_info("%s: fsck%s", rpc_conn_peer(req->conn), q.flags & VDIFS_FSCK_REPAIR ? " --repair" : "");
-	int rc = fsck_run(m, q.flags & VDIFS_FSCK_REPAIR, NULL, 0, &r);
+	struct replicas_check_list *lists = NULL;
+	struct fsck_ds_report *reports = NULL;
+	size_t nlists = 0;
+	if (q.flags & VDIFS_FSCK_DATA) {
+		uint64_t below;
+		uint32_t waiting;
+		int rc = replicas_check_lists(m, &lists, &nlists, &below, &waiting);
+		if (rc == -EAGAIN) {
+			rpc_reply_error(req, rc, "waiting for the chunk lists of %u data server%s", waiting,
+					waiting == 1 ? "" : "s");
+			return;
+		}
+		if (rc == -ETIMEDOUT) {
+			rpc_reply_error(req, rc, "%u data server%s sent no chunk list in %u s", waiting,
+					waiting == 1 ? "" : "s", REPLICAS_CHECK_WAIT_MS / 1000);
+			return;
+		}
+		if (rc == 0 && !(reports = calloc(nlists ? nlists : 1, sizeof(*reports))))
+			rc = -ENOMEM;
+		if (rc < 0) {
+			replicas_check_lists_free(lists, nlists);
+			fail(req, rc, "fsck");
+			return;
+		}
+		for (size_t i = 0; i < nlists; i++)
+			reports[i] = (struct fsck_ds_report){lists[i].ds_id, lists[i].ids, lists[i].n, below};
+	}
+	log_info("%s: fsck%s%s", rpc_conn_peer(req->conn), q.flags & VDIFS_FSCK_REPAIR ? " --repair" : "",
+		 reports ? " (with the data servers' chunk lists)" : "");
+	int rc = fsck_run(m, q.flags & VDIFS_FSCK_REPAIR, reports, nlists, &r);
+	free(reports);
+	replicas_check_lists_free(lists, nlists);
 	if (rc < 0) {
 		fail(req, rc, "fsck");
 	} else {
@@ -1027,6 +1057,7 @@ static void h_ds_heartbeat(struct mds *m, const struct rpc_request *req)
 			.ntask = ntask, .tasks = {tasks.data, (uint32_t)tasks.len},
 			.ncommit = ncommit, .commits = {commits.data, (uint32_t)commits.len},
 			.scrub = m->scrub_requests,
+			.report = replicas_check_epoch(m),
 		};
 		struct wbuf b;
 		wbuf_init(&b);

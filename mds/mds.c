@@ -9,6 +9,7 @@
 
 #include "namespace.h"
 #include "recovery.h"
+#include "replicas.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -68,6 +69,7 @@ void mds_close(struct mds *m)
 		return;
 	session_tab_free(m->sessions);
 	recovery_free(m->recovery);
+	replicas_checks_free(m->checks);
 	dsreg_free(m->dsreg);
 	mdstore_close(m->store);
 	free(m);

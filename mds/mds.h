@@ -23,6 +23,7 @@ struct mds {
 	struct session_tab *sessions;
 	struct recovery *recovery; /* re-replication (recovery.h) */
 	uint32_t scrub_requests;   /* vdifs-admin scrub: told to data servers in heartbeats */
+	struct replicas_checks *checks; /* chunk lists asked for by fsck (replicas.h) */
 };
 
 struct mds_options {

@@ -37,6 +37,163 @@ static void drop_replica(struct md_chunk *c, uint32_t ds)
 	c->version++;
 }
 
+/* ---- chunk lists for fsck ---------------------------------------------------------- */
+
+struct check_list {
+	uint32_t ds_id;
+	uint32_t epoch;  /* the request it answers (complete) */
+	bool building;   /* parts arriving */
+	bool complete;
+	uint64_t *ids;
+	size_t n, cap;
+};
+
+struct replicas_checks {
+	uint32_t epoch; /* requests so far */
+	bool pending;   /* the last request is not answered yet */
+	uint64_t asked_ms;
+	uint64_t below;
+	struct check_list *v;
+	size_t n;
+};
+
+void replicas_checks_free(struct replicas_checks *c)
+{
+	if (!c)
+		return;
+	for (size_t i = 0; i < c->n; i++)
+		free(c->v[i].ids);
+	free(c->v);
+	free(c);
+}
+
+uint32_t replicas_check_epoch(const struct mds *m) { return m->checks ? m->checks->epoch : 0; }
+
+int replicas_check_ask(struct mds *m)
+{
+	if (!m->checks && !(m->checks = calloc(1, sizeof(*m->checks))))
+		return -ENOMEM;
+	struct mdstore_txn *t = mdstore_txn_begin(m->store);
+	if (!t)
+		return -ENOMEM;
+	uint64_t next;
+	int rc = mdstore_counter_get(t, "chunk", false, 0, &next);
+	mdstore_txn_abort(t);
+	if (rc < 0)
+		return rc;
+	m->checks->epoch++;
+	m->checks->pending = true;
+	m->checks->asked_ms = dsreg_now_ms(m->dsreg);
+	m->checks->below = next ? next : 1;
+	return 0;
+}
+
+static struct check_list *check_list_of(struct mds *m, uint32_t ds)
+{
+	struct replicas_checks *c = m->checks;
+	for (size_t i = 0; i < c->n; i++)
+		if (c->v[i].ds_id == ds)
+			return &c->v[i];
+	struct check_list *v = realloc(c->v, (c->n + 1) * sizeof(*v));
+	if (!v)
+		return NULL;
+	c->v = v;
+	memset(&v[c->n], 0, sizeof(v[c->n]));
+	v[c->n].ds_id = ds;
+	return &v[c->n++];
+}
+
+/* Keeps a chunk a server listed for the check under way (not one queued
+ * for deletion there: it is on its way out). */
+static int check_keep(struct mdstore_txn *t, struct check_list *l, uint32_t ds, uint64_t id)
+{
+	struct mdstore_key k;
+	mdstore_key_gc(&k, ds, id);
+	int rc = mdstore_txn_exists(t, &k);
+	if (rc == 0)
+		return 0;
+	if (rc != -ENOENT)
+		return rc;
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 1024;
+		uint64_t *p = realloc(l->ids, cap * sizeof(*p));
+		if (!p)
+			return -ENOMEM;
+		l->ids = p;
+		l->cap = cap;
+	}
+	l->ids[l->n++] = id;
+	return 0;
+}
+
+static int cmp_id(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+int replicas_check_lists(struct mds *m, struct replicas_check_list **lists, size_t *nlists, uint64_t *below,
+			 uint32_t *waiting)
+{
+	struct replicas_checks *c = m->checks;
+	uint32_t up[256];
+	size_t nup = dsreg_up_ids(m->dsreg, up, sizeof(up) / sizeof(up[0]));
+	*waiting = 0;
+	*lists = NULL;
+	*nlists = 0;
+	if (!c || !c->pending) {
+		int rc = replicas_check_ask(m);
+		*waiting = (uint32_t)nup;
+		return rc < 0 ? rc : -EAGAIN;
+	}
+	for (size_t i = 0; i < nup; i++) {
+		struct check_list *l = NULL;
+		for (size_t k = 0; k < c->n && !l; k++)
+			if (c->v[k].ds_id == up[i])
+				l = &c->v[k];
+		if (!l || !l->complete || l->epoch != c->epoch)
+			(*waiting)++;
+	}
+	if (*waiting && dsreg_now_ms(m->dsreg) - c->asked_ms > REPLICAS_CHECK_WAIT_MS) {
+		c->pending = false;
+		return -ETIMEDOUT;
+	}
+	if (*waiting)
+		return -EAGAIN;
+	c->pending = false;
+	struct replicas_check_list *out = calloc(nup ? nup : 1, sizeof(*out));
+	if (!out)
+		return -ENOMEM;
+	for (size_t i = 0; i < nup; i++) {
+		struct check_list *l = NULL;
+		for (size_t k = 0; k < c->n && !l; k++)
+			if (c->v[k].ds_id == up[i])
+				l = &c->v[k];
+		out[i].ds_id = up[i];
+		out[i].n = l->n;
+		out[i].ids = malloc((l->n ? l->n : 1) * sizeof(uint64_t));
+		if (!out[i].ids) {
+			replicas_check_lists_free(out, nup);
+			return -ENOMEM;
+		}
+		memcpy(out[i].ids, l->ids, l->n * sizeof(uint64_t));
+		qsort(out[i].ids, l->n, sizeof(uint64_t), cmp_id);
+	}
+	*lists = out;
+	*nlists = nup;
+	*below = c->below;
+	return 0;
+}
+
+void replicas_check_lists_free(struct replicas_check_list *lists, size_t n)
+{
+	for (size_t i = 0; lists && i < n; i++)
+		free(lists[i].ids);
+	free(lists);
+}
+
+/* ---- chunk reports ------------------------------------------------------------------- */
+
 int replicas_report(struct mds *m, const struct msg_ds_report_req *req, struct wbuf *ids, uint32_t *count)
 {
 	*count = 0;
@@ -44,6 +201,17 @@ int replicas_report(struct mds *m, const struct msg_ds_report_req *req, struct w
 		return -ENOENT;
 	if (req->count > REPLICAS_REPORT_MAX || (uint64_t)req->count * VDIFS_CHUNK_VERSION_LEN != req->items.len)
 		return -EBADMSG;
+	bool check = req->flags & VDIFS_REPORT_CHECK;
+	if (check && !m->checks)
+		return -EINVAL; /* nobody asked */
+	struct check_list *cl = NULL;
+	if (m->checks && !(cl = check_list_of(m, req->ds_id)))
+		return -ENOMEM;
+	if (cl && !cl->building) {
+		cl->building = true;
+		cl->complete = false;
+		cl->n = 0;
+	}
 	struct mdstore_txn *t = mdstore_txn_begin(m->store);
 	if (!t)
 		return -ENOMEM;
@@ -55,6 +223,10 @@ int replicas_report(struct mds *m, const struct msg_ds_report_req *req, struct w
 		struct msg_chunk_version cv;
 		struct md_chunk c;
 		msg_chunk_version_get(&r, &cv);
+		if (check) {
+			rc = r.err ? -EBADMSG : check_keep(t, cl, req->ds_id, cv.chunk_id);
+			continue;
+		}
 		rc = mdstore_get_chunk(t, cv.chunk_id, &c);
 		if (rc == -ENOENT) {
 			rc = 0;
@@ -76,7 +248,10 @@ int replicas_report(struct mds *m, const struct msg_ds_report_req *req, struct w
 				log_warn("data server %" PRIu32 ": chunk %016" PRIx64 " at version %" PRIu32
 					 ", newer than the MDS's %" PRIu32 ": kept",
 					 req->ds_id, c.id, cv.version, c.version);
-			continue; /* current, or older only in number (see replicas.h) */
+			/* Current, or older only in number (see replicas.h). */
+			if (cl)
+				rc = check_keep(t, cl, req->ds_id, cv.chunk_id);
+			continue;
 		}
 		wbuf_put_u64(ids, cv.chunk_id);
 		(*count)++;
@@ -96,9 +271,14 @@ int replicas_report(struct mds *m, const struct msg_ds_report_req *req, struct w
 		log_info("data server %" PRIu32 " reported %" PRIu32 " chunks: deleting %" PRIu32
 			 " stale, %" PRIu32 " unknown, %" PRIu32 " corrupt",
 			 req->ds_id, req->count, stale, unknown, corrupt);
-	if (req->flags & VDIFS_REPORT_LAST)
-		return dsreg_validated(m->dsreg, req->ds_id);
-	return 0;
+	if ((req->flags & VDIFS_REPORT_LAST) && cl) {
+		cl->building = false;
+		cl->complete = true;
+		cl->epoch = m->checks->epoch;
+	}
+	if (check || !(req->flags & VDIFS_REPORT_LAST))
+		return 0;
+	return dsreg_validated(m->dsreg, req->ds_id);
 }
 
 int replicas_corrupt(struct mds *m, uint32_t ds, uint64_t id)

@@ -45,6 +45,34 @@ struct replicas_want_cache {
 };
 uint32_t replicas_want(struct mdstore_txn *t, struct replicas_want_cache *vc, const struct md_chunk *c);
 
+/*
+ * Chunk lists for fsck.  replicas_check_lists, when no request is under
+ * way, asks every data server for the list of chunks it holds (the
+ * heartbeat reply's report counter goes up: replicas_check_ask) and answers
+ * -EAGAIN; their DS_CHUNK_REPORT (CHECK) parts are kept here, without the
+ * chunks queued for deletion there.  Once every server up has sent its list
+ * (a registration after the request counts too) it hands them out: 0 with
+ * *lists (each sorted; free with replicas_check_lists_free) and *below
+ * (chunk ids from it on were made after the request: not compared), and
+ * the next call asks again.  -EAGAIN while lists are missing (*waiting: how
+ * many), -ETIMEDOUT when they still are REPLICAS_CHECK_WAIT_MS after the
+ * request.
+ */
+#define REPLICAS_CHECK_WAIT_MS 30000
+struct replicas_checks;
+struct replicas_check_list {
+	uint32_t ds_id;
+	uint64_t *ids;
+	size_t n;
+};
+int replicas_check_ask(struct mds *m);
+/* The report counter to put in heartbeat replies. */
+uint32_t replicas_check_epoch(const struct mds *m);
+int replicas_check_lists(struct mds *m, struct replicas_check_list **lists, size_t *nlists, uint64_t *below,
+			 uint32_t *waiting);
+void replicas_check_lists_free(struct replicas_check_list *lists, size_t n);
+void replicas_checks_free(struct replicas_checks *c);
+
 /* Server ds found its copy of chunk id corrupt: when another replica is
  * on a server that is up, that copy leaves the set (version bump) and is
  * queued for deletion there; re-replication makes a new one.  The last

@@ -31,8 +31,10 @@ static const char usage[] =
 	"  scrub                            every data server up starts a scrub pass now\n"
 	"                                   (reads every chunk and checks its CRCs; bad\n"
 	"                                   copies are replaced from good ones)\n"
-	"  fsck [--repair]                  check the MDS's records (links, refcounts, layer\n"
-	"                                   tree, counters); --repair fixes what is safe\n"
+	"  fsck [--repair] [--mds-only]     check the MDS's records (links, refcounts, layer\n"
+	"                                   tree, counters) and, unless --mds-only, the replicas\n"
+	"                                   against the data servers' chunk lists (missing and\n"
+	"                                   orphan copies); --repair fixes what is safe\n"
 	"\n"
 	"Options:\n"
 	"  -C, --cluster DIR   use the cluster started by 'vdifs-cluster start DIR'\n"
@@ -49,6 +51,7 @@ static bool json;
 static bool force;
 static bool repair;
 static bool wait_recovery;
+static bool mds_only;
 static uint64_t chunk_size;
 static uint32_t replicas;
 
@@ -230,7 +233,7 @@ static int cmd_fsck(struct vdifs_client *c)
 		free(kinds);
 		return 2;
 	}
-	int rc = vdifs_fsck(c, repair, &sum, fsck_kind, fsck_item, &o);
+	int rc = vdifs_fsck(c, repair, !mds_only, &sum, fsck_kind, fsck_item, &o);
 	if (json) {
 		fclose(o.kinds);
 		fclose(o.items);
@@ -256,7 +259,7 @@ int main(int argc, char **argv)
 	tool_prog = "vdifs-admin";
 	struct tool_target t;
 	tool_target_defaults(&t);
-	enum { O_MDS = 256, O_KEY, O_INSECURE, O_JSON, O_FORCE, O_CHUNK, O_REPLICAS, O_REPAIR, O_WAIT };
+	enum { O_MDS = 256, O_KEY, O_INSECURE, O_JSON, O_FORCE, O_CHUNK, O_REPLICAS, O_REPAIR, O_WAIT, O_MDS_ONLY };
 	static const struct option longopts[] = {
 		{"cluster", required_argument, NULL, 'C'}, {"mds", required_argument, NULL, O_MDS},
 		{"key-file", required_argument, NULL, O_KEY}, {"insecure", no_argument, NULL, O_INSECURE},
@@ -265,6 +268,7 @@ int main(int argc, char **argv)
 		{"replicas", required_argument, NULL, O_REPLICAS},
 		{"repair", no_argument, NULL, O_REPAIR},
 		{"wait", no_argument, NULL, O_WAIT},
+		{"mds-only", no_argument, NULL, O_MDS_ONLY},
 		{"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
 	};
 	int opt;
@@ -281,6 +285,7 @@ int main(int argc, char **argv)
 		case O_FORCE: force = true; break;
 		case O_REPAIR: repair = true; break;
 		case O_WAIT: wait_recovery = true; break;
+		case O_MDS_ONLY: mds_only = true; break;
 		case O_CHUNK:
 			if (config_parse_size(optarg, &chunk_size) < 0) {
 				tool_error("--chunk-size: '%s' is not a size (e.g. 64M)", optarg);
@@ -313,7 +318,7 @@ int main(int argc, char **argv)
 	}
 	bool is_fsck = strcmp(cmd, "fsck") == 0;
 	if (is_fsck && optind + 1 != argc) {
-		tool_error("fsck: takes no arguments (options: --repair, --json)");
+		tool_error("fsck: takes no arguments (options: --repair, --mds-only, --json)");
 		return 2;
 	}
 	struct vdifs_client *c = tool_connect(&t, VDIFS_ROLE_ADMIN);

@@ -82,4 +82,6 @@ deleted=$(sed -n 's/.*(\([0-9]*\) stale or unknown deleted).*/\1/p' <<<"$line")
 [ "${deleted:-0}" -gt 0 ] || fail "ds2 came back with no stale copy deleted"
 timeout 180 vdifs-admin -C "$C" status --wait >/dev/null || fail "re-replication after the restarts did not finish"
 verify "after ds1 and ds2 came back"
+vdifs-admin -C "$C" fsck >"$WORK/fsck.out" || { cat "$WORK/fsck.out" >&2; fail "fsck after the failures"; }
+log "fsck: the MDS and the data servers agree"
 log "ok"

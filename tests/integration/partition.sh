@@ -76,4 +76,6 @@ drop_caches
 fio --name=pt --filename="$MNT/f.dat" --size="$SIZE" --rw=randwrite --bs=256k --ioengine=psync \
 	--verify=crc32c --verify_fatal=1 --verify_only=1 --verify_state_save=0 >"$WORK/verify.log" 2>&1 ||
 	{ cat "$WORK/verify.log" >&2; fail "data differs after the partition healed"; }
+vdifs-admin -C "$C" fsck >"$WORK/fsck.out" || { cat "$WORK/fsck.out" >&2; fail "fsck after the failures"; }
+log "fsck: the MDS and the data servers agree"
 log "ok"

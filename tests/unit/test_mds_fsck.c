@@ -281,13 +281,34 @@ static void test_ds_reports(void **state)
 	mdstore_iter_close(it);
 	ids[n++] = 1u << 30;
 	struct fsck_ds_report rep = {.ds_id = w.ds, .ids = ids, .n = n};
+	/* Allocated, never written: no file is expected yet. */
+	assert_int_equal(run(t, false, "missing_replica", &rep, 1, NULL), 0);
+	struct md_chunk c;
+	struct mdstore_txn *x = mdstore_txn_begin(t->m->store);
+	assert_int_equal(mdstore_get_chunk(x, w.chunk, &c), 0);
+	c.own = c.alloc = 4096; /* a write was committed */
+	c.ds[c.nrep++] = tmds_add_ds(t, "b", 9402, 1ull << 40); /* and it has a second copy */
+	mdstore_put_chunk(x, &c);
+	assert_int_equal(mdstore_txn_commit(x), 0);
 	assert_int_equal(run(t, false, "missing_replica", &rep, 1, NULL), 1);
+	/* Made after the list was taken: not compared. */
+	rep.below = w.chunk;
+	assert_int_equal(run(t, false, "missing_replica", &rep, 1, NULL), 0);
+	rep.below = 0;
 	assert_int_equal(run(t, false, "orphan_replica", &rep, 1, NULL), 1);
 	run(t, true, NULL, &rep, 1, NULL);
 	assert_true(tmds_gc_queued(t, w.ds, 1u << 30));
-	/* Queued now: no longer an orphan; the missing replica stays a finding. */
+	/* Queued now: no longer an orphan; the missing copy left the set (the
+	 * chunk's other replica stays, re-replication makes a new one). */
 	assert_int_equal(run(t, false, "orphan_replica", &rep, 1, NULL), 0);
-	assert_int_equal(run(t, false, "missing_replica", &rep, 1, NULL), 1);
+	assert_int_equal(run(t, false, "missing_replica", &rep, 1, NULL), 0);
+	x = mdstore_txn_begin(t->m->store);
+	struct md_chunk after;
+	assert_int_equal(mdstore_get_chunk(x, w.chunk, &after), 0);
+	mdstore_txn_abort(x);
+	assert_int_equal(after.version, c.version + 1);
+	for (uint32_t k = 0; k < after.nrep; k++)
+		assert_int_not_equal(after.ds[k], w.ds);
 }
 
 int main(void)
