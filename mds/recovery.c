@@ -33,6 +33,9 @@ struct recovery {
 	unsigned n;
 	uint64_t last_scan_ms;
 	bool scanned;
+	bool planned;        /* the last scan planned copies */
+	uint32_t up;         /* servers up at the last tick */
+	uint64_t changed_ms; /* when that number last changed */
 	uint64_t recovered;
 };
 
@@ -190,10 +193,20 @@ int recovery_tick(struct recovery *r)
 	struct dsreg *reg = r->m->dsreg;
 	uint64_t now = dsreg_now_ms(reg);
 	expire(r, now);
+	struct dsreg_totals tot;
+	dsreg_totals(reg, &tot);
+	if (tot.up != r->up) {
+		r->up = tot.up;
+		r->changed_ms = now;
+	}
+	/* Scan every second while copies are under way or servers came or
+	 * went lately; else twice a minute (chunks short because the cluster
+	 * is too small, say, find no destination anyway). */
+	bool busy = r->n > 0 || r->planned || now - r->changed_ms < RECOVERY_BUSY_MS;
+	uint64_t period = busy ? RECOVERY_SCAN_MS : RECOVERY_IDLE_SCAN_MS;
 	/* Right after a start, servers that are alive have not all reported:
 	 * their chunks must not look lost. */
-	if (dsreg_settling(reg) || (r->scanned && now - r->last_scan_ms < RECOVERY_SCAN_MS) ||
-	    r->n >= RECOVERY_TASKS_MAX)
+	if (dsreg_settling(reg) || (r->scanned && now - r->last_scan_ms < period) || r->n >= RECOVERY_TASKS_MAX)
 		return 0;
 	r->scanned = true;
 	r->last_scan_ms = now;
@@ -238,9 +251,11 @@ int recovery_tick(struct recovery *r)
 		log_error("re-replication scan: %s", strerror(-rc));
 		return rc;
 	}
+	unsigned before = r->n;
 	for (size_t i = 0; i < nprio + nrest && r->n < RECOVERY_TASKS_MAX; i++)
 		if ((rc = plan(r, i < nprio ? prio[i] : rest[i - nprio], now)) < 0)
 			log_error("re-replication: planning a copy: %s", strerror(-rc));
+	r->planned = r->n > before;
 	return 0;
 }
 

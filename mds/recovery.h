@@ -30,7 +30,9 @@
 
 #define RECOVERY_DEFAULT_STREAMS 2      /* copies at a time per source server */
 #define RECOVERY_TASK_TIMEOUT_MS 120000 /* a task not reported done by then is planned again */
-#define RECOVERY_SCAN_MS 1000           /* at most one scan of the chunk table per second */
+#define RECOVERY_SCAN_MS 1000           /* scans while busy: at most one a second */
+#define RECOVERY_IDLE_SCAN_MS 30000     /* scans while nothing changes */
+#define RECOVERY_BUSY_MS 60000          /* busy for this long after servers come or go */
 #define RECOVERY_TASKS_MAX 256
 
 struct recovery;
