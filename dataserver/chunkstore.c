@@ -2538,6 +2538,12 @@ void chunkstore_on_corrupt(struct chunkstore *cs, void (*fn)(void *arg, uint64_t
 	cs->on_corrupt_arg = arg;
 }
 
+int chunkstore_check_version(const struct chunkstore *cs, uint64_t id, uint32_t version)
+{
+	const struct cs_slot *s = id ? index_find(cs, id) : NULL;
+	return s && !s->bad && !version_ok(s->version, version) ? -ESTALE : 0;
+}
+
 int chunkstore_set_version(struct chunkstore *cs, uint64_t id, uint32_t version)
 {
 	struct cs_open *c;

@@ -288,6 +288,11 @@ int chunkstore_import(struct chunkstore *cs, uint64_t id, uint32_t first, uint32
  * replaced.  It may be called several times for one chunk. */
 void chunkstore_on_corrupt(struct chunkstore *cs, void (*fn)(void *arg, uint64_t id), void *arg);
 
+/* -ESTALE when chunk id is held here with a newer version than version
+ * (the asker's layout is stale), else 0; no disk access.  A primary asks
+ * before forwarding a write, so that a stale write reaches no replica. */
+int chunkstore_check_version(const struct chunkstore *cs, uint64_t id, uint32_t version);
+
 /* Records that replica id is current at version (a newer one than it
  * holds: its replica set changed, see docs/ARCHITECTURE.md "Failures"):
  * 0, -ENOENT, -ESTALE (it holds a newer version still), -EIO, -errno. */

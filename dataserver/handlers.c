@@ -539,6 +539,10 @@ static void handle_write(struct handlers *h, const struct rpc_request *req)
 		wbuf_free(&reply);
 		return;
 	}
+	if (chunkstore_check_version(h->cfg.store, m.chunk_id, m.version) < 0) {
+		reply_chunk_error(h, req, -ESTALE, m.chunk_id, m.version); /* forward nothing stale */
+		return;
+	}
 	struct fwd_op *op = op_new(h, req, m.chunk_id);
 	if (op && m.data.len) {
 		op->data = malloc(m.data.len);

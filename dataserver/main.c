@@ -115,6 +115,13 @@ static void fit_nofile(struct ds_opts *o)
 	o->max_conns = conns;
 }
 
+/* The lease ran out (mdslink.h): requests still on their way to us, from
+ * before, must meet a closed socket, not a late answer. */
+static void fence(void *arg)
+{
+	rpc_server_drop_all(arg, "no lease from the MDS: every client and peer must connect again");
+}
+
 int main(int argc, char **argv)
 {
 	daemon_init(PROG);
@@ -246,6 +253,8 @@ int main(int argc, char **argv)
 	if (!repl || !scrub)
 		daemon_die("out of memory");
 	struct mdslink_config mcfg = {
+		.on_fence = fence,
+		.fence_arg = srv,
 		.base = base,
 		.store = store,
 		.auth = &auth,

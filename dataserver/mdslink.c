@@ -58,6 +58,8 @@ struct mdslink {
 	struct rpc_peer *peer;
 	struct event *retry; /* one-shot: reconnect */
 	struct event *tick;  /* periodic: heartbeat */
+	struct event *lease_ev; /* one-shot: the lease's end */
+	bool fenced;            /* on_fence called for the lease that ran out */
 	uint32_t ds_id;
 	uint32_t heartbeat_ms;
 	bool in_flight;     /* a call is pending on peer */
@@ -87,6 +89,29 @@ static uint64_t mono_ms(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* The lease runs until `until` (an answered call): arm its end. */
+static void lease_renew(struct mdslink *l, uint64_t until)
+{
+	l->lease_until_ms = until;
+	l->fenced = false;
+	uint64_t now = mono_ms(), left = until > now ? until - now : 0;
+	struct timeval tv = {.tv_sec = (time_t)(left / 1000), .tv_usec = (suseconds_t)(left % 1000) * 1000};
+	evtimer_add(l->lease_ev, &tv);
+}
+
+static void lease_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct mdslink *l = arg;
+	if (l->fenced || mono_ms() < l->lease_until_ms)
+		return;
+	l->fenced = true;
+	log_warn("no heartbeat answered by the MDS for %u ms: not serving until it answers again", l->lease_ms);
+	if (l->cfg.on_fence)
+		l->cfg.on_fence(l->cfg.fence_arg);
 }
 
 /* ---- uuid -------------------------------------------------------------------------- */
@@ -541,7 +566,7 @@ static void report_cb(void *arg, int status, const uint8_t *payload, uint32_t le
 	l->state = LINK_UP;
 	l->ever_up = true;
 	l->outage_logged = false;
-	l->lease_until_ms = l->sent_ms + l->lease_ms;
+	lease_renew(l, l->sent_ms + l->lease_ms);
 	uint32_t hb = l->heartbeat_ms;
 	struct timeval tv = {.tv_sec = hb / 1000, .tv_usec = (hb % 1000) * 1000};
 	evtimer_del(l->tick);
@@ -644,7 +669,7 @@ static void heartbeat_cb(void *arg, int status, const uint8_t *payload, uint32_t
 	}
 	/* Acknowledged: the lease runs on, and the ids it carried are recorded
 	 * by the MDS. */
-	l->lease_until_ms = l->sent_ms + l->lease_ms;
+	lease_renew(l, l->sent_ms + l->lease_ms);
 	if (l->corrupt_sent) {
 		memmove(l->corrupt, l->corrupt + l->corrupt_sent, (l->ncorrupt - l->corrupt_sent) * sizeof(*l->corrupt));
 		l->ncorrupt -= l->corrupt_sent;
@@ -693,7 +718,8 @@ struct mdslink *mdslink_start(const struct mdslink_config *cfg)
 	l->cfg.uuid = l->uuid;
 	l->retry = evtimer_new(cfg->base, retry_cb, l);
 	l->tick = event_new(cfg->base, -1, EV_PERSIST, tick_cb, l);
-	if (!l->retry || !l->tick) {
+	l->lease_ev = evtimer_new(cfg->base, lease_cb, l);
+	if (!l->retry || !l->tick || !l->lease_ev) {
 		mdslink_stop(l);
 		return NULL;
 	}
@@ -711,6 +737,8 @@ void mdslink_stop(struct mdslink *l)
 		event_free(l->retry);
 	if (l->tick)
 		event_free(l->tick);
+	if (l->lease_ev)
+		event_free(l->lease_ev);
 	/* Pending callbacks run inside the free with -ECANCELED and touch nothing. */
 	if (l->peer)
 		rpc_peer_free(l->peer);

@@ -42,6 +42,8 @@ struct mdslink_config {
 	uint32_t max_payload; /* bound on MDS replies (0: default) */
 	struct replicate *repl; /* copy tasks from the MDS go there (NULL: none taken) */
 	struct scrub *scrub;    /* started when the MDS asks (NULL: none) */
+	void (*on_fence)(void *arg); /* the lease ran out: stop serving (NULL: nothing more) */
+	void *fence_arg;
 };
 
 /*
@@ -62,7 +64,8 @@ void mdslink_stop(struct mdslink *l);
 void mdslink_note_deleted(void *l, uint64_t chunk_id);
 
 /* Whether the server may serve I/O now: registered, chunks reported, and
- * within the lease of its last answered heartbeat.  When not, why says so
+ * within the lease of its last answered heartbeat.  When the lease runs
+ * out, on_fence is called once (until the next lease).  When not, why says so
  * (for the error reply).  Signature fits handlers_config.serving. */
 bool mdslink_serving(void *l, char *why, size_t cap);
 

@@ -866,6 +866,32 @@ struct rpc_server *rpc_server_start(struct event_base *base, const struct rpc_se
 
 uint16_t rpc_server_port(const struct rpc_server *s) { return s->port; }
 
+void rpc_server_drop_all(struct rpc_server *s, const char *why)
+{
+	size_t n = 0;
+	for (struct rpc_conn *c = s->conns; c; c = c->next)
+		n += !c->closed;
+	if (n == 0)
+		return;
+	struct rpc_conn **v = malloc(n * sizeof(*v));
+	if (!v) {
+		log_error("%s: out of memory closing every connection (%s)", s->cfg.name, why);
+		return;
+	}
+	size_t k = 0;
+	for (struct rpc_conn *c = s->conns; c && k < n; c = c->next)
+		if (!c->closed) {
+			rpc_conn_ref(c);
+			v[k++] = c;
+		}
+	log_warn("%s: closing %zu connection%s: %s", s->cfg.name, k, k == 1 ? "" : "s", why);
+	for (size_t i = 0; i < k; i++) {
+		conn_abort(v[i]);
+		rpc_conn_unref(v[i]);
+	}
+	free(v);
+}
+
 void rpc_server_free(struct rpc_server *s)
 {
 	if (!s)

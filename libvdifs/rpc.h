@@ -98,6 +98,11 @@ struct rpc_server_config {
 struct rpc_server *rpc_server_start(struct event_base *base, const struct rpc_server_config *cfg,
 				    char *err, size_t errlen);
 uint16_t rpc_server_port(const struct rpc_server *s);
+/* Closes every open connection at once, unsent replies dropped (why is
+ * logged).  A data server that stops serving does this, so that requests
+ * still on their way (a network partition healing) meet a closed socket
+ * instead of being served late. */
+void rpc_server_drop_all(struct rpc_server *s, const char *why);
 void rpc_server_free(struct rpc_server *s);
 
 /* Raises this process's soft limit on open files to its hard limit and

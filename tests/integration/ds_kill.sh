@@ -8,7 +8,7 @@
 # versions), every chunk is back to 2 replicas, and the file reads right.
 . "$(dirname "$0")/lib.sh"
 start_cluster
-SIZE=${VDIFS_TEST_FIO_SIZE:-1G}
+SIZE=512M # 8 chunks: the killed server holds some; 400 writes a second: 5 s of writing
 # A clone with writes of its own: its delta chunks must be copied only next
 # to copies of their bases.
 dd if=/dev/urandom of="$WORK/base" bs=1M count=128 status=none
@@ -27,8 +27,8 @@ for fd in fds:
     os.fsync(fd)
     os.close(fd)
 PY
-log "fio writes $SIZE (random 256 KiB writes) and kill -9 of ds2 a second in"
-fio --name=killds --filename="$MNT/f.dat" --size="$SIZE" --rw=randwrite --bs=256k --ioengine=psync \
+log "fio writes $SIZE (random 256 KiB writes, 400 a second: the kill lands mid-way) and kill -9 of ds2 a second in"
+fio --name=killds --filename="$MNT/f.dat" --size="$SIZE" --rw=randwrite --bs=256k --ioengine=psync --rate_iops=400 \
 	--verify=crc32c --verify_fatal=1 --do_verify=1 --verify_state_save=0 --output-format=json \
 	--output="$WORK/fio.json" >"$WORK/fio.log" 2>&1 &
 FIO=$!

@@ -34,9 +34,9 @@ for _ in $(seq 1 100); do
 	sleep 0.1
 done
 [ "$(status ds_up)" = 3 ] || fail "ds3 in the namespace did not come up"
-SIZE=${VDIFS_TEST_FIO_SIZE:-256M}
-log "fio writes $SIZE; the link to ds3 goes down a second in"
-fio --name=pt --filename="$MNT/f.dat" --size="$SIZE" --rw=randwrite --bs=256k --ioengine=psync \
+SIZE=512M # 400 writes a second: 5 s of writing
+log "fio writes $SIZE (400 writes a second: the cut lands mid-way); the link to ds3 goes down a second in"
+fio --name=pt --filename="$MNT/f.dat" --size="$SIZE" --rw=randwrite --bs=256k --ioengine=psync --rate_iops=400 \
 	--verify=crc32c --verify_fatal=1 --do_verify=1 --verify_state_save=0 --output-format=json \
 	--output="$WORK/fio.json" >"$WORK/fio.log" 2>&1 &
 FIO=$!
