@@ -106,8 +106,12 @@ static void lease_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	struct mdslink *l = arg;
-	if (l->fenced || mono_ms() < l->lease_until_ms)
+	if (l->fenced)
 		return;
+	if (mono_ms() < l->lease_until_ms) {
+		lease_renew(l, l->lease_until_ms); /* woke a little early */
+		return;
+	}
 	l->fenced = true;
 	log_warn("no heartbeat answered by the MDS for %u ms: not serving until it answers again", l->lease_ms);
 	if (l->cfg.on_fence)

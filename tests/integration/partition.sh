@@ -54,6 +54,11 @@ print("[partition] wrote %d MiB; longest write %.2f s (the stall)" % (j["write"]
       j["write"]["clat_ns"]["max"] / 1e9))
 PY
 [ "$(status ds_up)" = 2 ] || fail "the MDS still counts ds3 up"
+# Cut off from the MDS, ds3 stopped serving on its own (its lease ran out)
+# and closed its connections, so nothing queued before the cut is served
+# when the link comes back.
+grep -q "not serving until it answers again" "$C/logs/ds3ns.log" || fail "ds3 did not fence itself"
+grep -q "closing .* connection" "$C/logs/ds3ns.log" || fail "ds3 kept its connections open while fenced"
 timeout 180 vdifs-admin -C "$C" status --wait >/dev/null || fail "re-replication without ds3 did not finish"
 log "ds3 cut off: every chunk back at 2 replicas ($(status recovered) copies)"
 reports() { grep -c "reported .* to the MDS" "$C/logs/ds3ns.log" || true; }
