@@ -212,11 +212,18 @@ static void mds_stop(struct env *e)
 	e->mds = NULL;
 }
 
+static int fences; /* on_fence calls (on the loop thread) */
+static void count_fence(void *arg)
+{
+	(void)arg;
+	__atomic_add_fetch(&fences, 1, __ATOMIC_RELAXED);
+}
+
 static void link_start(struct env *e)
 {
 	struct mdslink_config cfg = {.base = e->base, .store = e->cs, .auth = &e->auth, .mds_host = "127.0.0.1",
 				     .mds_port = e->mds_port, .adv_host = "127.0.0.1", .adv_port = 9555,
-				     .uuid = e->uuid};
+				     .uuid = e->uuid, .on_fence = count_fence};
 	e->link = mdslink_start(&cfg);
 	assert_non_null(e->link);
 }
@@ -411,8 +418,10 @@ static void test_report_and_lease(void **state)
 	pthread_mutex_lock(&e->fake.mu);
 	e->fake.stale[e->fake.nstale++] = 2;
 	pthread_mutex_unlock(&e->fake.mu);
+	fences = 0;
 	run_on_loop(e, link_start);
 	assert_true(wait_for(e, reported_and_beating, 5000));
+	assert_int_equal(__atomic_load_n(&fences, __ATOMIC_RELAXED), 0);
 	pthread_mutex_lock(&e->fake.mu);
 	assert_int_equal(e->fake.report_chunks, 3);
 	pthread_mutex_unlock(&e->fake.mu);
@@ -431,6 +440,7 @@ static void test_report_and_lease(void **state)
 	run_on_loop(e, check_serving);
 	assert_false(serving_now);
 	assert_non_null(strstr(serving_why, "not serving")); /* no answer, or given up already */
+	assert_int_equal(__atomic_load_n(&fences, __ATOMIC_RELAXED), 1); /* once per lease run out */
 	/* It answers again: the link registers and reports again, then serves. */
 	pthread_mutex_lock(&e->fake.mu);
 	e->fake.mute = false;
