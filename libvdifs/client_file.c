@@ -845,7 +845,7 @@ out:
  * attempt on the primary failed, then once more from every replica if a
  * fresh layout shows the chunk moved (or a replica said ESTALE).  Chunks
  * that no replica holds (allocated, never written) read as zeros. */
-static int client_read_retry(struct vdifs_client *c, struct inode *in, struct dsio_op *op)
+static int client_read_retry_once(struct vdifs_client *c, struct inode *in, struct dsio_op *op)
 {
 	unsigned enoent = op->status == -ENOENT;
 	bool stale = op->status == -ESTALE;
@@ -896,6 +896,37 @@ static int client_read_retry(struct vdifs_client *c, struct inode *in, struct ds
 	}
 	dsio_seterr(op);
 	return op->status ? op->status : -EIO;
+}
+
+/* Reads a span again after a failure (client_read_retry_once).  When no
+ * replica could answer for now -- every one unreachable, or not serving
+ * (a data server stops serving while it cannot reach the MDS, or while it
+ * restarts) -- waits and tries again, up to the io timeout. */
+static int client_read_retry(struct vdifs_client *c, struct inode *in, struct dsio_op *op)
+{
+	uint64_t start = client_now_ms();
+	unsigned delay_ms = 50;
+	bool waited = false;
+	for (;;) {
+		int rc = client_read_retry_once(c, in, op);
+		bool transient = rc == -EAGAIN || rc == -ETIMEDOUT || rc == -ECONNREFUSED || rc == -ECONNRESET ||
+				 rc == -EHOSTUNREACH || rc == -ENETUNREACH || rc == -ENOTCONN || rc == -EPIPE ||
+				 rc == -ECANCELED;
+		if (!transient || (c->io_timeout_ms && client_now_ms() - start > c->io_timeout_ms)) {
+			if (waited && rc == 0)
+				log_info("inode %llu: chunk %016llx: read again after %llu ms", (unsigned long long)in->ino,
+					 (unsigned long long)op->ch.chunk_id, (unsigned long long)(client_now_ms() - start));
+			return rc;
+		}
+		if (!waited)
+			log_warn("inode %llu: chunk %016llx: no replica answers now (%s): waiting", (unsigned long long)in->ino,
+				 (unsigned long long)op->ch.chunk_id, vdifs_last_error());
+		waited = true;
+		struct timespec ts = {0, (long)delay_ms * 1000000L};
+		nanosleep(&ts, NULL);
+		delay_ms = delay_ms < 500 ? delay_ms * 2 : 1000;
+		op->status = rc;
+	}
 }
 
 ssize_t vdifs_file_pread(struct vdifs_file *f, void *buf, size_t len, uint64_t off)

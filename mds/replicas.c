@@ -343,7 +343,9 @@ int replicas_repair(struct mds *m, const struct msg_chunk_repair_req *req, struc
 			else
 				down[ndown++] = c.ds[k];
 		}
-		if (up == 0 || ndown == 0) {
+		/* Right after an MDS start the servers that are alive have not all
+		 * registered again: none is "down" yet. */
+		if (up == 0 || ndown == 0 || dsreg_settling(m->dsreg)) {
 			rc = -EAGAIN;
 			goto out;
 		}

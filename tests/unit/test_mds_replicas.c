@@ -159,7 +159,19 @@ static void test_repair(void **state)
 	/* None up: nothing to write to yet. */
 	t->now_ms += TIMEOUT_MS + 1;
 	assert_int_equal(repair(t, vol, f, 0, c, 2, &loc), -EAGAIN);
-	(void)b;
+	/* Right after an MDS restart, a server not registered again yet is not
+	 * "down": nothing is dropped while the registry settles. */
+	uint64_t c2;
+	assert_int_equal(tmds_alloc(t, vol, f, 1, &c2, ds, &n), -ENOSPC); /* (none up) */
+	tmds_heartbeat(t, a, 1ull << 40);
+	tmds_heartbeat(t, b, 1ull << 40);
+	assert_int_equal(tmds_alloc(t, vol, f, 1, &c2, ds, &n), 0);
+	assert_int_equal(n, 2);
+	tmds_reopen(t);
+	tmds_heartbeat(t, a, 1ull << 40);
+	assert_true(dsreg_settling(t->m->dsreg));
+	assert_int_equal(repair(t, vol, f, 1, c2, 1, &loc), -EAGAIN);
+	assert_int_equal(chunk(t, c2).version, 1);
 }
 
 /* Runs a heartbeat's worth of recovery for server ds: the tasks it gets. */
