@@ -176,8 +176,10 @@ int replicas_check_lists(struct mds *m, struct replicas_check_list **lists, size
 			replicas_check_lists_free(out, nup);
 			return -ENOMEM;
 		}
-		memcpy(out[i].ids, l->ids, l->n * sizeof(uint64_t));
-		qsort(out[i].ids, l->n, sizeof(uint64_t), cmp_id);
+		if (l->n) { /* (a server holding nothing has no array) */
+			memcpy(out[i].ids, l->ids, l->n * sizeof(uint64_t));
+			qsort(out[i].ids, l->n, sizeof(uint64_t), cmp_id);
+		}
 	}
 	*lists = out;
 	*nlists = nup;

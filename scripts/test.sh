@@ -16,7 +16,8 @@ scripts/build.sh build-asan -Db_sanitize=address,undefined -Db_lundef=false
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 meson test -C build-asan --print-errorlogs --suite unit --num-processes 2
 VDIFS_SANITIZE=1 VDIFS_TEST_FIO_SIZE=128M meson test -C build-asan --print-errorlogs \
-	malformed_frames two_mounts mds_crash fio_verify flatten hostile_clients ds_kill scrub partition fsck_data
+	malformed_frames two_mounts mds_crash fio_verify flatten hostile_clients ds_kill scrub partition fsck_data \
+	mds_outage_io
 echo "== fuzz (libFuzzer, 20 s per target)"
 scripts/fuzz.sh 20
 echo "== all tests passed"
