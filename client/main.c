@@ -92,7 +92,7 @@ static void mount_usage(const char *prog)
 	       "    -o attr_timeout=SEC    attribute cache timeout (default 1)\n"
 	       "    -o entry_timeout=SEC   name cache timeout (default 1)\n"
 	       "    -o threads=N           most FUSE worker threads (default %d)\n"
-	       "    -o io_timeout=SEC      how long a write retries while data servers fail\n"
+	       "    -o io_timeout=SEC      how long I/O retries while data servers fail\n"
 	       "                           before it fails with EIO (default %u; 0: forever)\n"
 	       "    -o log=FILE            log to FILE (once detached, logs go nowhere otherwise)\n"
 	       "    -o mds_timeout=SEC     while the MDS is down or restarting, metadata operations\n"

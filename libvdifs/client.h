@@ -68,8 +68,9 @@ void vdifs_client_set_mds_wait(struct vdifs_client *c, uint32_t ms);
 void vdifs_client_set_layout_ttl(struct vdifs_client *c, uint32_t ms);
 /* How long (ms) a write, punch or fsync keeps retrying while replicas of
  * its chunk fail (a data server died: the MDS must mark it down before the
- * write can go on without it; or none is up) before it fails with the
- * last error (default VDIFS_IO_TIMEOUT_DEFAULT_MS). */
+ * write can go on without it; or none is up), and a read while no replica
+ * answers (unreachable, or not serving during an MDS outage), before it
+ * fails with the last error (default VDIFS_IO_TIMEOUT_DEFAULT_MS). */
 #define VDIFS_IO_TIMEOUT_DEFAULT_MS 60000u
 void vdifs_client_set_io_timeout(struct vdifs_client *c, uint32_t ms);
 /* The reason of the calling thread's last failed call ("" if none). */
