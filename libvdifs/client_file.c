@@ -402,17 +402,25 @@ static int client_chunk_repair(struct vdifs_client *c, struct inode *in, const s
 	return rc;
 }
 
-/* Errors after which an update may succeed on a retry: the replica set,
- * the version or a connection changed under it. */
-static bool client_update_retryable(int status)
+/* Errors that say a data server cannot answer for now (unreachable, not
+ * serving, a broken connection): the same request may succeed later. */
+static bool client_error_transient(int status)
 {
 	switch (-status) {
-	case ESTALE: case EAGAIN: case EIO: case ETIMEDOUT: case ECONNREFUSED: case ECONNRESET:
-	case EHOSTUNREACH: case EHOSTDOWN: case ENETUNREACH: case ENOTCONN: case EPIPE: case ECANCELED:
+	case EAGAIN: case ETIMEDOUT: case ECONNREFUSED: case ECONNRESET: case EHOSTUNREACH: case EHOSTDOWN:
+	case ENETUNREACH: case ENOTCONN: case EPIPE: case ECANCELED:
 		return true;
 	default:
 		return false;
 	}
+}
+
+/* Errors after which an update may succeed on a retry: transient ones, or
+ * the replica set or version changed under it (ESTALE; EIO: a replica the
+ * primary forwarded to failed). */
+static bool client_update_retryable(int status)
+{
+	return client_error_transient(status) || status == -ESTALE || status == -EIO;
 }
 
 typedef void (*client_encode_fn)(struct dsio_op *op, uint64_t chunk_size);
@@ -909,10 +917,7 @@ static int client_read_retry(struct vdifs_client *c, struct inode *in, struct ds
 	bool waited = false;
 	for (;;) {
 		int rc = client_read_retry_once(c, in, op);
-		bool transient = rc == -EAGAIN || rc == -ETIMEDOUT || rc == -ECONNREFUSED || rc == -ECONNRESET ||
-				 rc == -EHOSTUNREACH || rc == -ENETUNREACH || rc == -ENOTCONN || rc == -EPIPE ||
-				 rc == -ECANCELED;
-		if (!transient || (c->io_timeout_ms && client_now_ms() - start > c->io_timeout_ms)) {
+		if (!client_error_transient(rc) || (c->io_timeout_ms && client_now_ms() - start > c->io_timeout_ms)) {
 			if (waited && rc == 0)
 				log_info("inode %llu: chunk %016llx: read again after %llu ms", (unsigned long long)in->ino,
 					 (unsigned long long)op->ch.chunk_id, (unsigned long long)(client_now_ms() - start));

@@ -14,6 +14,7 @@
 #include "layer.h"
 #include "log.h"
 #include "mdstore.h"
+#include "replicas.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -628,11 +629,7 @@ static int check_replicas(struct fsck *f, const struct fsck_ds_report *reports, 
 						rep->ds_id, others ? "" : " (its only one)");
 					struct md_chunk mc;
 					if (f->repair && others && mdstore_get_chunk(f->t, c->id, &mc) == 0) {
-						uint32_t n = 0;
-						for (uint32_t j = 0; j < mc.nrep; j++)
-							if (mc.ds[j] != rep->ds_id)
-								mc.ds[n++] = mc.ds[j];
-						mc.nrep = n;
+						replicas_drop(&mc, rep->ds_id);
 						mc.version++;
 						mdstore_put_chunk(f->t, &mc);
 					}

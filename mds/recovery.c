@@ -57,14 +57,6 @@ void recovery_counts(const struct recovery *r, uint32_t *running, uint64_t *reco
 	*recovered = r->recovered;
 }
 
-static bool in_set(const struct md_chunk *c, uint32_t ds)
-{
-	for (uint32_t k = 0; k < c->nrep; k++)
-		if (c->ds[k] == ds)
-			return true;
-	return false;
-}
-
 static int find_task(const struct recovery *r, uint64_t chunk_id)
 {
 	for (unsigned i = 0; i < r->n; i++)
@@ -125,7 +117,7 @@ static int holds_chain(struct mdstore_txn *t, const struct md_chunk *c, uint32_t
 			break; /* freed with nothing above it but us: nothing to hold */
 		if (rc < 0)
 			return rc;
-		if (!in_set(&base, ds)) {
+		if (!replicas_holds(&base, ds)) {
 			*ok = false;
 			return 0;
 		}
@@ -162,7 +154,7 @@ static int plan(struct recovery *r, uint64_t id, uint64_t now)
 		const struct dsreg_entry *e = dsreg_get(reg, ids[i]);
 		struct mdstore_key k;
 		bool chain_ok;
-		if (in_set(&c, ids[i]) || !e || e->rec.avail < c.chunk_size || e->rec.avail <= best)
+		if (replicas_holds(&c, ids[i]) || !e || e->rec.avail < c.chunk_size || e->rec.avail <= best)
 			continue;
 		mdstore_key_gc(&k, ids[i], id);
 		if ((rc = mdstore_txn_exists(t, &k)) != -ENOENT) {
@@ -294,7 +286,7 @@ int recovery_done(struct recovery *r, uint32_t src, const struct msg_repl_done *
 		rc = mdstore_get_chunk(t, d->chunk_id, &c);
 		if (rc < 0 && rc != -ENOENT)
 			goto out;
-		if (rc == 0 && in_set(&c, d->dst) && d->status == 0)
+		if (rc == 0 && replicas_holds(&c, d->dst) && d->status == 0)
 			answer.version = c.version;
 		else
 			log_warn("chunk %016" PRIx64 ": copy from data server %" PRIu32 " to %" PRIu32
@@ -317,19 +309,15 @@ int recovery_done(struct recovery *r, uint32_t src, const struct msg_repl_done *
 	}
 	if (rc < 0)
 		goto out;
-	if (c.version != d->version || !in_set(&c, src) || in_set(&c, d->dst) || !dsreg_is_up(r->m->dsreg, d->dst)) {
+	if (c.version != d->version || !replicas_holds(&c, src) || replicas_holds(&c, d->dst) || !dsreg_is_up(r->m->dsreg, d->dst)) {
 		log_warn("chunk %016" PRIx64 ": copy to data server %" PRIu32 " not taken: the chunk changed meanwhile",
 			 d->chunk_id, d->dst);
 		goto answer;
 	}
-	uint32_t n = 0;
-	for (uint32_t k = 0; k < c.nrep; k++)
-		if (dsreg_is_up(r->m->dsreg, c.ds[k]))
-			c.ds[n++] = c.ds[k];
-	if (n >= VDIFS_MAX_REPLICAS)
+	replicas_drop_down(r->m->dsreg, &c);
+	if (c.nrep >= VDIFS_MAX_REPLICAS)
 		goto answer;
-	c.ds[n++] = d->dst;
-	c.nrep = n;
+	c.ds[c.nrep++] = d->dst;
 	c.version++;
 	mdstore_put_chunk(t, &c);
 	rc = mdstore_txn_commit(t);

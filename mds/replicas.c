@@ -18,7 +18,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-static bool holds(const struct md_chunk *c, uint32_t ds)
+bool replicas_holds(const struct md_chunk *c, uint32_t ds)
 {
 	for (uint32_t k = 0; k < c->nrep; k++)
 		if (c->ds[k] == ds)
@@ -26,16 +26,23 @@ static bool holds(const struct md_chunk *c, uint32_t ds)
 	return false;
 }
 
-/* Removes ds from c's replica set and bumps its version. */
-static void drop_replica(struct md_chunk *c, uint32_t ds)
+/* Keeps the replicas keep() says yes to; returns how many left the set. */
+static uint32_t keep_only(struct md_chunk *c, bool (*keep)(const void *arg, uint32_t ds), const void *arg)
 {
-	uint32_t n = 0;
+	uint32_t n = 0, before = c->nrep;
 	for (uint32_t k = 0; k < c->nrep; k++)
-		if (c->ds[k] != ds)
+		if (keep(arg, c->ds[k]))
 			c->ds[n++] = c->ds[k];
 	c->nrep = n;
-	c->version++;
+	return before - n;
 }
+
+static bool not_this(const void *arg, uint32_t ds) { return ds != *(const uint32_t *)arg; }
+static bool is_up(const void *arg, uint32_t ds) { return dsreg_is_up(arg, ds); }
+
+void replicas_drop(struct md_chunk *c, uint32_t ds) { keep_only(c, not_this, &ds); }
+
+uint32_t replicas_drop_down(const struct dsreg *reg, struct md_chunk *c) { return keep_only(c, is_up, reg); }
 
 /* ---- chunk lists for fsck ---------------------------------------------------------- */
 
@@ -235,13 +242,14 @@ int replicas_report(struct mds *m, const struct msg_ds_report_req *req, struct w
 			unknown++;
 		} else if (rc < 0) {
 			break;
-		} else if (!holds(&c, req->ds_id)) {
+		} else if (!replicas_holds(&c, req->ds_id)) {
 			stale++;
 		} else if (cv.version == 0) {
 			/* Unreadable there: that copy is lost. */
 			log_warn("data server %" PRIu32 ": chunk %016" PRIx64 " is corrupt there: dropped from its replicas",
 				 req->ds_id, c.id);
-			drop_replica(&c, req->ds_id);
+			replicas_drop(&c, req->ds_id);
+			c.version++;
 			mdstore_put_chunk(t, &c);
 			corrupt++;
 			changed++;
@@ -291,7 +299,7 @@ int replicas_corrupt(struct mds *m, uint32_t ds, uint64_t id)
 	if (!t)
 		return -ENOMEM;
 	int rc = mdstore_get_chunk(t, id, &c);
-	if (rc < 0 || !holds(&c, ds)) {
+	if (rc < 0 || !replicas_holds(&c, ds)) {
 		mdstore_txn_abort(t);
 		return rc == -ENOENT ? 0 : rc;
 	}
@@ -304,7 +312,8 @@ int replicas_corrupt(struct mds *m, uint32_t ds, uint64_t id)
 			  " has a bad block and no other replica is up: kept", id, ds);
 		return 0;
 	}
-	drop_replica(&c, ds);
+	replicas_drop(&c, ds);
+	c.version++;
 	mdstore_put_chunk(t, &c);
 	mdstore_key_gc(&k, ds, id);
 	mdstore_txn_put(t, &k, NULL, 0);
@@ -337,23 +346,15 @@ int replicas_repair(struct mds *m, const struct msg_chunk_repair_req *req, struc
 	if (rc < 0)
 		goto out;
 	if (c.version == req->version) {
-		uint32_t up = 0;
-		uint32_t down[VDIFS_MAX_REPLICAS], ndown = 0;
-		for (uint32_t k = 0; k < c.nrep; k++) {
-			if (dsreg_is_up(m->dsreg, c.ds[k]))
-				up++;
-			else
-				down[ndown++] = c.ds[k];
-		}
+		uint32_t before = c.nrep;
+		uint32_t ndown = replicas_drop_down(m->dsreg, &c);
 		/* Right after an MDS start the servers that are alive have not all
 		 * registered again: none is "down" yet. */
-		if (up == 0 || ndown == 0 || dsreg_settling(m->dsreg)) {
+		if (ndown == 0 || ndown == before || dsreg_settling(m->dsreg)) {
 			rc = -EAGAIN;
 			goto out;
 		}
-		for (uint32_t k = 0; k < ndown; k++)
-			drop_replica(&c, down[k]);
-		c.version = req->version + 1; /* one bump for the whole change */
+		c.version++;
 		mdstore_put_chunk(t, &c);
 		rc = mdstore_txn_commit(t);
 		t = NULL;

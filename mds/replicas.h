@@ -22,6 +22,12 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+/* Replica-set edits (the caller bumps the version once for the change). */
+bool replicas_holds(const struct md_chunk *c, uint32_t ds);
+void replicas_drop(struct md_chunk *c, uint32_t ds);
+/* Drops the replicas on servers that are not up; returns how many. */
+uint32_t replicas_drop_down(const struct dsreg *reg, struct md_chunk *c);
+
 /* Most chunk_version records in one DS_CHUNK_REPORT. */
 #define REPLICAS_REPORT_MAX 65536u
 
