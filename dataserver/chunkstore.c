@@ -150,6 +150,7 @@ struct chunkstore {
 	unsigned next_dir;
 	uint64_t gen;        /* bumped by every deletion: chain views built before are stale */
 	uint8_t *scratch[2]; /* whole blocks at the two ends of a read (XMAX bytes each) */
+	bool nowait;         /* reads take only what the page cache holds (chunkstore_read_cached) */
 	uint8_t *cow[2];     /* extents being merged by a write or punch (XMAX bytes each) */
 	uint32_t zero_crc;   /* crc32c of a block of zeros */
 	struct chunkstore_copy_job *copies; /* prepared, not finished */
@@ -384,11 +385,12 @@ static void iov_consume(struct iovec **iov, int *n, size_t done)
 
 /* Fills the iovecs from off; what lies past the end of the file (a written
  * block cut short by a crash) reads as zeros and is left to the CRC check.
- * The iovecs are consumed.  0 or -errno. */
-static int preadv_full(int fd, struct iovec *iov, int n, uint64_t off)
+ * The iovecs are consumed.  flags: preadv2's (RWF_NOWAIT: -EAGAIN when a
+ * page is not in the page cache).  0 or -errno. */
+static int preadv_full(int fd, struct iovec *iov, int n, uint64_t off, int flags)
 {
 	while (n > 0) {
-		ssize_t got = preadv(fd, iov, n, (off_t)off);
+		ssize_t got = preadv2(fd, iov, n, (off_t)off, flags);
 		if (got < 0) {
 			if (errno == EINTR)
 				continue;
@@ -1111,7 +1113,9 @@ static int read_run(const struct chunkstore *cs, const struct cs_open *c, uint32
 	}
 	if (p1)
 		iov[n++] = (struct iovec){cs->scratch[1], block_len(c, b1)};
-	int rc = preadv_full(c->fd, iov, n, c->data_off + (uint64_t)b0 * c->bs);
+	int rc = preadv_full(c->fd, iov, n, c->data_off + (uint64_t)b0 * c->bs, cs->nowait ? RWF_NOWAIT : 0);
+	if (cs->nowait && (rc == -EAGAIN || rc == -EOPNOTSUPP))
+		return -EAGAIN; /* not cached (or no RWF_NOWAIT here): the caller fetches it */
 	if (rc < 0) {
 		log_error("chunk %016" PRIx64 ": read: %s", c->id, strerror(-rc));
 		return rc;
@@ -1310,10 +1314,15 @@ static int held_read(struct chunkstore *cs, struct cs_open *c, const struct chun
 	 * twice, and the base read in small pieces.  A gap that short holds
 	 * no whole base block, so no base block is read that the runs would
 	 * not read anyway (a corrupt block hidden by the delta stays hidden). */
-	if (!c->d || n != 1 || len == 0)
-		return held_walk(cs, c, chain, n, off, len, &w, count ? &cs->ctr.chain_read_bytes : NULL);
+	uint64_t inherit = 0;
+	if (!c->d || n != 1 || len == 0) {
+		int rc = held_walk(cs, c, chain, n, off, len, &w, &inherit);
+		if (rc == 0 && count) /* counted once, when read (not when a cached read stops short) */
+			cs->ctr.chain_read_bytes += inherit;
+		return rc;
+	}
 	uint32_t first = (uint32_t)(off / c->bs), last = (uint32_t)((off + len - 1) / c->bs);
-	uint64_t span_s = 0, span_t = 0, inherit = 0;
+	uint64_t span_s = 0, span_t = 0;
 	bool open = false;
 	for (uint32_t b = first; b <= last + 1; b++) {
 		uint64_t s = 0, t = 0;
@@ -1338,10 +1347,11 @@ static int held_read(struct chunkstore *cs, struct cs_open *c, const struct chun
 		span_s = s;
 		span_t = t;
 	}
-	if (count)
-		cs->ctr.chain_read_bytes += inherit;
 	w.skip_inherit = true;
-	return held_walk(cs, c, chain, n, off, len, &w, NULL);
+	int rc = held_walk(cs, c, chain, n, off, len, &w, NULL);
+	if (rc == 0 && count)
+		cs->ctr.chain_read_bytes += inherit;
+	return rc;
 }
 
 
@@ -1704,35 +1714,126 @@ static void prefetch_own(const struct cs_open *c, uint64_t off, uint64_t len)
 	}
 }
 
+/* The chunk a read of [offset, offset+len) of id starts from, checked: 0
+ * and *c, or *c NULL when this server does not hold id and its chain shows
+ * through (*size: the chain's chunk size, 0 when no member is held); or
+ * -errno as chunkstore_read. */
+static int read_locate(struct chunkstore *cs, uint64_t id, uint32_t version, const struct chunkstore_base *chain,
+		       uint32_t nchain, uint64_t offset, size_t len, struct cs_open **c, uint64_t *size)
+{
+	*c = NULL;
+	*size = 0;
+	if (!chain_ok(id, chain, nchain))
+		return -EINVAL;
+	int rc = chunk_get(cs, id, c);
+	if (rc == -ENOENT && nchain > 0) {
+		/* Never written here: it shows its chain. */
+		*c = NULL;
+		if ((rc = chain_size(cs, chain, nchain, size)) < 0)
+			return rc;
+		return range_ok(*size ? *size : CHUNKSTORE_CHUNK_MAX, offset, len) ? 0 : -EINVAL;
+	}
+	if (rc < 0)
+		return rc;
+	if (!version_ok((*c)->version, version))
+		return -ESTALE;
+	if (!chain_matches(*c, chain, nchain))
+		return -EINVAL;
+	return range_ok((*c)->chunk_size, offset, len) ? 0 : -EINVAL;
+}
+
 int chunkstore_read(struct chunkstore *cs, uint64_t id, uint32_t version, const struct chunkstore_base *chain,
 		    uint32_t nchain, uint64_t offset, void *buf, size_t len)
 {
 	struct cs_open *c;
-	if (!chain_ok(id, chain, nchain))
-		return -EINVAL;
-	int rc = chunk_get(cs, id, &c);
-	if (rc == -ENOENT && nchain > 0) {
-		/* Never written here: it shows its chain. */
-		uint64_t size;
-		if ((rc = chain_size(cs, chain, nchain, &size)) < 0)
-			return rc;
-		if (!range_ok(size ? size : CHUNKSTORE_CHUNK_MAX, offset, len))
-			return -EINVAL;
+	uint64_t size;
+	int rc = read_locate(cs, id, version, chain, nchain, offset, len, &c, &size);
+	if (rc < 0)
+		return rc;
+	if (!c) {
 		if ((rc = chain_read(cs, chain, nchain, size, offset, buf, len)) == 0)
 			cs->ctr.chain_read_bytes += len;
 		return rc;
 	}
-	if (rc < 0)
-		return rc;
-	if (!version_ok(c->version, version))
-		return -ESTALE;
-	if (!chain_matches(c, chain, nchain))
-		return -EINVAL;
-	if (!range_ok(c->chunk_size, offset, len))
-		return -EINVAL;
 	if (c->d)
 		prefetch_own(c, offset, len);
 	return held_read(cs, c, chain, nchain, offset, buf, len, true);
+}
+
+int chunkstore_read_cached(struct chunkstore *cs, uint64_t id, uint32_t version, const struct chunkstore_base *chain,
+			   uint32_t nchain, uint64_t offset, void *buf, size_t len)
+{
+	cs->nowait = true;
+	int rc = chunkstore_read(cs, id, version, chain, nchain, offset, buf, len);
+	cs->nowait = false;
+	return rc;
+}
+
+/* ---- fetches (cold reads off the loop) ------------------------------------------------ */
+
+/* Widens f's range of chunk c's file to its blocks b0..b1 (a walk's own()). */
+static int fetch_own(struct chunkstore *cs, struct cs_open *c, uint32_t b0, uint32_t b1, uint64_t s, uint64_t t,
+		     void *arg)
+{
+	(void)cs, (void)s, (void)t;
+	struct chunkstore_fetch *f = arg;
+	uint64_t lo = c->data_off + (uint64_t)b0 * c->bs, hi = c->data_off + (uint64_t)b1 * c->bs + block_len(c, b1);
+	for (unsigned i = 0; i < f->n; i++) {
+		struct chunkstore_fetch_range *r = &f->r[i];
+		if (r->id != c->id)
+			continue;
+		r->start = lo < r->start ? lo : r->start;
+		r->end = hi > r->end ? hi : r->end;
+		return 0;
+	}
+	if (f->n == CHUNKSTORE_CHAIN_MAX + 1)
+		return -E2BIG; /* cannot happen: one range per chain member */
+	/* A duplicate now: opening a later member may close this one's fd. */
+	int fd = fcntl(c->fd, F_DUPFD_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	f->r[f->n++] = (struct chunkstore_fetch_range){c->id, fd, lo, hi};
+	return 0;
+}
+
+void chunkstore_fetch_release(struct chunkstore_fetch *f)
+{
+	for (unsigned i = 0; i < f->n; i++)
+		close(f->r[i].fd);
+	f->n = 0;
+}
+
+int chunkstore_fetch_plan(struct chunkstore *cs, uint64_t id, uint32_t version, const struct chunkstore_base *chain,
+			  uint32_t nchain, uint64_t offset, size_t len, struct chunkstore_fetch *f)
+{
+	struct cs_open *c;
+	uint64_t size;
+	struct walk w = {fetch_own, NULL, f, false};
+	f->n = 0;
+	int rc = read_locate(cs, id, version, chain, nchain, offset, len, &c, &size);
+	if (rc == 0)
+		rc = c ? held_walk(cs, c, chain, nchain, offset, len, &w, NULL)
+		       : chain_walk(cs, chain, nchain, size, offset, len, &w);
+	if (rc < 0)
+		chunkstore_fetch_release(f);
+	return rc;
+}
+
+void chunkstore_fetch_run(struct chunkstore_fetch *f, void *scratch, size_t scratch_len)
+{
+	/* Start every range first, so that the disk sees them together. */
+	for (unsigned i = 0; i < f->n; i++)
+		(void)posix_fadvise(f->r[i].fd, (off_t)f->r[i].start, (off_t)(f->r[i].end - f->r[i].start),
+				    POSIX_FADV_WILLNEED);
+	for (unsigned i = 0; i < f->n; i++) {
+		for (uint64_t off = f->r[i].start; off < f->r[i].end;) {
+			size_t n = f->r[i].end - off < scratch_len ? (size_t)(f->r[i].end - off) : scratch_len;
+			if (pread_full(f->r[i].fd, scratch, n, off) <= 0)
+				break; /* the read on the loop reports what is wrong */
+			off += n;
+		}
+	}
+	chunkstore_fetch_release(f);
 }
 
 /* ---- punches ------------------------------------------------------------------------------ */

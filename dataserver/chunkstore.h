@@ -158,6 +158,34 @@ int chunkstore_read(struct chunkstore *cs, uint64_t id, uint32_t version, const 
 		    uint32_t nchain, uint64_t offset, void *buf, size_t len);
 
 /*
+ * Cold reads off the event loop.  chunkstore_read_cached() is
+ * chunkstore_read() taking only what the page cache holds: -EAGAIN as soon
+ * as a page it needs is not there (nothing else changes).  The caller then
+ * makes a plan (on the loop): the byte range of each chunk file the read
+ * will touch, on duplicates of their descriptors, so the loop may close or
+ * delete those chunks meanwhile.  chunkstore_fetch_run() (on any thread)
+ * reads those ranges into the page cache through scratch and releases the
+ * plan; chunkstore_read() on the loop then finds the data cached.
+ */
+struct chunkstore_fetch_range {
+	uint64_t id; /* chunk */
+	int fd;      /* a duplicate, owned by the plan */
+	uint64_t start, end;
+};
+struct chunkstore_fetch {
+	unsigned n;
+	struct chunkstore_fetch_range r[CHUNKSTORE_CHAIN_MAX + 1];
+};
+int chunkstore_read_cached(struct chunkstore *cs, uint64_t id, uint32_t version, const struct chunkstore_base *chain,
+			   uint32_t nchain, uint64_t offset, void *buf, size_t len);
+/* 0 or -errno as chunkstore_read (f is then empty). */
+int chunkstore_fetch_plan(struct chunkstore *cs, uint64_t id, uint32_t version, const struct chunkstore_base *chain,
+			  uint32_t nchain, uint64_t offset, size_t len, struct chunkstore_fetch *f);
+void chunkstore_fetch_run(struct chunkstore_fetch *f, void *scratch, size_t scratch_len);
+/* Closes the plan's descriptors (chunkstore_fetch_run does it too). */
+void chunkstore_fetch_release(struct chunkstore_fetch *f);
+
+/*
  * Makes [offset, offset+len) of chunk id read as zeros.  Plain chunk: whole
  * blocks become holes again (their space is returned), partial blocks are
  * zeroed and get a new CRC.  Delta: whole extents become ZERO (hiding the

@@ -57,6 +57,8 @@ struct fwd_dest {
 
 #define FWD_MAX (VDIFS_MAX_REPLICAS + 1) /* the replicas and a mirror */
 #define MIRRORS_MAX 64
+#define READ_FETCH_MAX 64                /* cold DS_READs fetching at once; more read on the loop */
+#define READ_FETCH_SCRATCH (1024 * 1024) /* a reader's buffer for the bytes it fetches */
 
 struct mirror {
 	uint64_t chunk_id;
@@ -72,6 +74,8 @@ struct handlers {
 	struct peerpool *peers;
 	struct workers *workers; /* local fdatasyncs */
 	struct workers *copiers; /* DS_COPY */
+	struct workers *readers; /* cold DS_READs: their disk reads (fetches) */
+	unsigned reads_fetching; /* DS_READs waiting for a fetch */
 	unsigned copy_max;       /* copies prepared at a time */
 	unsigned copies_running;
 	struct copy_op *copy_head, *copy_tail; /* waiting, FIFO */
@@ -107,6 +111,18 @@ struct copy_op {
 	uint32_t version, src_version, src_extent;
 	struct req_chain ch;
 	struct chunkstore_copy_job *cj;
+};
+
+/* A DS_READ whose data was not in the page cache: a reader thread fetches
+ * it, then the loop reads it again and answers. */
+struct read_op {
+	struct workers_job job;
+	struct handlers *h;
+	struct rpc_request req; /* payload not kept; holds a reference on the connection */
+	uint64_t chunk_id, offset;
+	uint32_t version, length;
+	struct req_chain ch;
+	struct chunkstore_fetch fetch;
 };
 
 struct fwd_op;
@@ -577,11 +593,90 @@ static void handle_write(struct handlers *h, const struct rpc_request *req)
 	op_put(op);
 }
 
+/* Reads and answers a DS_READ (on the loop); cached: take only what the
+ * page cache holds (-EAGAIN when a page is missing, nothing answered). */
+static int read_reply(struct handlers *h, const struct rpc_request *req, uint64_t id, uint32_t version,
+		      const struct req_chain *ch, uint64_t offset, uint32_t length, bool cached)
+{
+	if (!h->rbuf && !(h->rbuf = malloc(VDIFS_DATA_MAX))) {
+		rpc_reply_error(req, -ENOMEM, "out of memory");
+		return 0;
+	}
+	int rc = (cached ? chunkstore_read_cached : chunkstore_read)(h->cfg.store, id, version, ch->b, ch->n, offset,
+								    h->rbuf, length);
+	if (rc == -EAGAIN && cached)
+		return rc;
+	if (rc < 0) {
+		reply_chunk_error(h, req, rc, id, version);
+		return 0;
+	}
+	struct wbuf head;
+	wbuf_init(&head);
+	msg_ds_read_rep_put_head(&head, length);
+	rpc_reply_data(req, &head, h->rbuf, length);
+	wbuf_free(&head);
+	return 0;
+}
+
+/* On a reader thread: brings the read's data into the page cache. */
+static void read_fetch_run(struct workers_job *j)
+{
+	struct read_op *op = (struct read_op *)((char *)j - offsetof(struct read_op, job));
+	size_t cap = op->length < READ_FETCH_SCRATCH ? op->length : READ_FETCH_SCRATCH;
+	void *scratch = malloc(cap ? cap : 1);
+	if (scratch)
+		chunkstore_fetch_run(&op->fetch, scratch, cap);
+	else
+		chunkstore_fetch_release(&op->fetch); /* the read on the loop goes to the disk itself */
+	free(scratch);
+}
+
+/* Back on the loop: the read again, now from the page cache, and the answer. */
+static void read_fetch_done(struct workers_job *j)
+{
+	struct read_op *op = (struct read_op *)((char *)j - offsetof(struct read_op, job));
+	struct handlers *h = op->h;
+	h->reads_fetching--;
+	if (h->closing)
+		rpc_reply_error(&op->req, -ESHUTDOWN, "data server shutting down");
+	else
+		(void)read_reply(h, &op->req, op->chunk_id, op->version, &op->ch, op->offset, op->length, false);
+	rpc_conn_unref(op->req.conn);
+	free(op);
+}
+
+/* A read that would wait for the disk: fetched on a reader thread so that
+ * the loop serves other requests meanwhile, and the disk sees several reads
+ * at once.  False when it cannot be (the caller reads on the loop). */
+static bool read_defer(struct handlers *h, const struct rpc_request *req, const struct msg_ds_read_req *m,
+		       const struct req_chain *ch)
+{
+	if (h->reads_fetching >= READ_FETCH_MAX)
+		return false;
+	struct read_op *op = calloc(1, sizeof(*op));
+	if (!op)
+		return false;
+	if (chunkstore_fetch_plan(h->cfg.store, m->chunk_id, m->version, ch->b, ch->n, m->offset, m->length,
+				  &op->fetch) < 0) {
+		free(op); /* the read on the loop answers the error */
+		return false;
+	}
+	*op = (struct read_op){.h = h, .req = *req, .chunk_id = m->chunk_id, .offset = m->offset,
+			       .version = m->version, .length = m->length, .ch = *ch, .fetch = op->fetch};
+	op->req.payload = NULL;
+	op->req.len = 0;
+	rpc_conn_ref(op->req.conn);
+	op->job.run = read_fetch_run;
+	op->job.done = read_fetch_done;
+	h->reads_fetching++;
+	workers_submit(h->readers, &op->job);
+	return true;
+}
+
 static void handle_read(struct handlers *h, const struct rpc_request *req)
 {
 	struct msg_ds_read_req m;
 	struct req_chain ch;
-	struct wbuf head;
 	if (msg_ds_read_req_decode(req->payload, req->len, &m) < 0 || parse_bases(m.nbase, m.bases, &ch) < 0) {
 		reject_malformed(req);
 		return;
@@ -598,19 +693,11 @@ static void handle_read(struct handlers *h, const struct rpc_request *req)
 				VDIFS_DATA_MAX);
 		return;
 	}
-	if (!h->rbuf && !(h->rbuf = malloc(VDIFS_DATA_MAX))) {
-		rpc_reply_error(req, -ENOMEM, "out of memory");
+	if (read_reply(h, req, m.chunk_id, m.version, &ch, m.offset, m.length, true) != -EAGAIN)
 		return;
-	}
-	int rc = chunkstore_read(h->cfg.store, m.chunk_id, m.version, ch.b, ch.n, m.offset, h->rbuf, m.length);
-	if (rc < 0) {
-		reply_chunk_error(h, req, rc, m.chunk_id, m.version);
-		return;
-	}
-	wbuf_init(&head);
-	msg_ds_read_rep_put_head(&head, m.length);
-	rpc_reply_data(req, &head, h->rbuf, m.length);
-	wbuf_free(&head);
+	h->stats.read_fetches++;
+	if (!read_defer(h, req, &m, &ch))
+		(void)read_reply(h, req, m.chunk_id, m.version, &ch, m.offset, m.length, false);
 }
 
 static void handle_punch(struct handlers *h, const struct rpc_request *req)
@@ -973,11 +1060,11 @@ int handlers_write_stats(struct handlers *h)
 	int len = snprintf(text, sizeof(text),
 			   "write_client_reqs %" PRIu64 "\nwrite_client_bytes %" PRIu64 "\n"
 			   "write_fwd_reqs %" PRIu64 "\nwrite_fwd_bytes %" PRIu64 "\n"
-			   "read_reqs %" PRIu64 "\nread_bytes %" PRIu64 "\n"
+			   "read_reqs %" PRIu64 "\nread_bytes %" PRIu64 "\nread_fetches %" PRIu64 "\n"
 			   "deltas_created %" PRIu64 "\ncow_extents %" PRIu64 "\ncow_bytes %" PRIu64 "\n"
 			   "chain_read_bytes %" PRIu64 "\ncopy_reqs %" PRIu64 "\ncopy_bytes %" PRIu64 "\n",
 			   s.h.write_client_reqs, s.h.write_client_bytes, s.h.write_fwd_reqs, s.h.write_fwd_bytes,
-			   s.h.read_reqs, s.h.read_bytes, s.cs.deltas_created, s.cs.cow_extents, s.cs.cow_bytes,
+			   s.h.read_reqs, s.h.read_bytes, s.h.read_fetches, s.cs.deltas_created, s.cs.cow_extents, s.cs.cow_bytes,
 			   s.cs.chain_read_bytes, s.h.copy_reqs, s.cs.copy_bytes);
 	snprintf(tmp, sizeof(tmp), "%s.tmp", h->stats_path);
 	FILE *f = fopen(tmp, "we");
@@ -1059,6 +1146,7 @@ struct handlers *handlers_new(const struct handlers_config *cfg)
 	h->workers = workers_start(cfg->base, cfg->sync_threads ? cfg->sync_threads : HANDLERS_SYNC_THREADS_DEFAULT);
 	h->copy_max = cfg->copy_threads ? cfg->copy_threads : HANDLERS_COPY_THREADS_DEFAULT;
 	h->copiers = workers_start(cfg->base, h->copy_max);
+	h->readers = workers_start(cfg->base, cfg->read_threads ? cfg->read_threads : HANDLERS_READ_THREADS_DEFAULT);
 	bool stats_ok = true;
 	if (cfg->stats_path) {
 		struct timeval tv = {.tv_sec = STATS_INTERVAL_MS / 1000, .tv_usec = (STATS_INTERVAL_MS % 1000) * 1000};
@@ -1067,7 +1155,7 @@ struct handlers *handlers_new(const struct handlers_config *cfg)
 		stats_ok = h->stats_path && h->stats_timer && evtimer_add(h->stats_timer, &tv) == 0;
 	}
 	h->cfg.stats_path = NULL; /* the copy is h->stats_path */
-	if (!h->peers || !h->workers || !h->copiers || !stats_ok) {
+	if (!h->peers || !h->workers || !h->copiers || !h->readers || !stats_ok) {
 		free(h->stats_path); /* nothing to report */
 		h->stats_path = NULL;
 		handlers_free(h);
@@ -1095,6 +1183,7 @@ void handlers_free(struct handlers *h)
 	h->closing = true;
 	workers_stop(h->workers); /* local syncs finish and reply first */
 	workers_stop(h->copiers); /* and copies running (no other starts) */
+	workers_stop(h->readers); /* cold reads are answered ESHUTDOWN */
 	while (h->copy_head) {
 		struct copy_op *op = h->copy_head;
 		h->copy_head = op->next;

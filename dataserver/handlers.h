@@ -29,6 +29,7 @@
 #define HANDLERS_FWD_TIMEOUT_DEFAULT_MS 5000u
 #define HANDLERS_SYNC_THREADS_DEFAULT 4u
 #define HANDLERS_COPY_THREADS_DEFAULT 2u
+#define HANDLERS_READ_THREADS_DEFAULT 8u
 
 struct event_base;
 struct handlers;
@@ -42,6 +43,7 @@ struct handlers_config {
 	uint32_t fwd_timeout_ms;     /* a replica silent this long fails the operation (0: default) */
 	unsigned sync_threads;       /* threads running DS_SYNC's fdatasync (0: default) */
 	unsigned copy_threads;       /* threads running DS_COPY, = copies at a time (0: default) */
+	unsigned read_threads;       /* threads fetching cold DS_READ data from disk (0: default) */
 	const char *stats_path;      /* counters written here ("key value" lines); NULL: none (copied) */
 };
 
@@ -55,6 +57,7 @@ struct handlers_stats {
 	uint64_t write_fwd_bytes;
 	uint64_t read_reqs;          /* DS_READ */
 	uint64_t read_bytes;         /* bytes asked */
+	uint64_t read_fetches;       /* DS_READs not all in the page cache (read from disk) */
 	uint64_t copy_reqs;          /* DS_COPY (well formed) */
 };
 

@@ -1,7 +1,8 @@
 /*
  * test_ds_delta: delta chunks (copy-on-write over a local base chain) in the
  * data server's chunkstore.  What a write copies from the base (counters),
- * reads and seeks through chains with missing members, punches hiding the
+ * reads and seeks through chains with missing members, cold reads (the
+ * cached read, its fetch plan), punches hiding the
  * base, space (alloc/own, and the space bound of scattered 4 KiB writes),
  * refused chains and corrupt bases; copies into plain chunks (content,
  * holes, retries, refusals); then random writes, punches, freezes (a new
@@ -225,6 +226,81 @@ static void test_unwritten_delta_reads_base(void **state)
 	assert_int_equal(a.bytes, MiB);
 	assert_int_equal(chunkstore_read(f->cs, 2, 1, chain, 1, 0, r, MiB), 0);
 	assert_memory_equal(r, base, MiB);
+	free(base);
+	free(r);
+}
+
+/* Writes chunk id's pages back and drops them from the page cache. */
+static void evict_chunk(struct chunkstore *cs, uint64_t id)
+{
+	char path[4096];
+	assert_int_equal(chunkstore_path(cs, id, path, sizeof(path)), 0);
+	int fd = open(path, O_RDONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(fdatasync(fd), 0);
+	assert_int_equal(posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED), 0);
+	close(fd);
+}
+
+/* A cold read: a cached read stops with -EAGAIN, the plan names the range
+ * of each file the read needs, fetching it makes the cached read succeed. */
+static void test_cold_read_fetch(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t *base = make_base(f, 1, 1), *r = malloc(MiB), w[8192], scratch[64 * KiB];
+	struct chunkstore_base chain[1] = {{1, 1}};
+	struct chunkstore_geom g = delta(MiB, 4096, chain, 1);
+	struct chunkstore_fetch fp;
+	fill(w, sizeof(w), 9);
+	assert_int_equal(chunkstore_write(f->cs, 2, 1, &g, 4096, w, sizeof(w), NULL), 0);
+	uint8_t *want = malloc(MiB); /* chunk 2 */
+	memcpy(want, base, MiB);
+	memcpy(want + 4096, w, sizeof(w));
+	evict_chunk(f->cs, 1);
+	evict_chunk(f->cs, 2);
+	int rc = chunkstore_read_cached(f->cs, 2, 1, chain, 1, 0, r, MiB);
+	if (rc == 0)
+		skip(); /* a file system whose pages cannot be dropped (tmpfs) */
+	assert_int_equal(rc, -EAGAIN);
+	assert_int_equal(ctr(f)->chain_read_bytes, 0); /* nothing counted for a read that stopped */
+
+	assert_int_equal(chunkstore_fetch_plan(f->cs, 2, 1, chain, 1, 0, MiB, &fp), 0);
+	assert_int_equal(fp.n, 2);
+	for (unsigned i = 0; i < fp.n; i++) {
+		assert_true(fp.r[i].fd >= 0);
+		if (fp.r[i].id == 2) { /* its own extents */
+			assert_int_equal(fp.r[i].start, chunkstore_delta_data_off(MiB, 4096) + 4096);
+			assert_int_equal(fp.r[i].end, chunkstore_delta_data_off(MiB, 4096) + 4096 + sizeof(w));
+		} else { /* the base's blocks under the rest */
+			assert_int_equal(fp.r[i].id, 1);
+			assert_int_equal(fp.r[i].start, chunkstore_data_off(MiB));
+			assert_int_equal(fp.r[i].end, chunkstore_data_off(MiB) + MiB);
+		}
+	}
+	chunkstore_fetch_run(&fp, scratch, sizeof(scratch));
+	assert_int_equal(fp.n, 0);
+	assert_int_equal(chunkstore_read_cached(f->cs, 2, 1, chain, 1, 0, r, MiB), 0);
+	assert_memory_equal(r, want, MiB);
+	assert_int_equal(ctr(f)->chain_read_bytes, MiB - sizeof(w));
+
+	/* A chunk not held here reads its chain: the plan is the base's. */
+	evict_chunk(f->cs, 1);
+	assert_int_equal(chunkstore_read_cached(f->cs, 3, 1, chain, 1, 100, r, 5000), -EAGAIN);
+	assert_int_equal(chunkstore_fetch_plan(f->cs, 3, 1, chain, 1, 100, 5000, &fp), 0);
+	assert_int_equal(fp.n, 1);
+	assert_int_equal(fp.r[0].id, 1);
+	assert_int_equal(fp.r[0].start, chunkstore_data_off(MiB));
+	assert_int_equal(fp.r[0].end, chunkstore_data_off(MiB) + BS);
+	chunkstore_fetch_run(&fp, scratch, 1000); /* a scratch smaller than the range */
+	assert_int_equal(chunkstore_read_cached(f->cs, 3, 1, chain, 1, 100, r, 5000), 0);
+	assert_memory_equal(r, base + 100, 5000);
+
+	/* Plans fail as reads do, holding nothing. */
+	assert_int_equal(chunkstore_fetch_plan(f->cs, 9, 1, NULL, 0, 0, 10, &fp), -ENOENT);
+	assert_int_equal(fp.n, 0);
+	assert_int_equal(chunkstore_fetch_plan(f->cs, 2, 1, chain, 1, MiB - 1, 10, &fp), -EINVAL);
+	assert_int_equal(fp.n, 0);
+	free(want);
 	free(base);
 	free(r);
 }
@@ -1342,6 +1418,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_partial_write_copies_one_extent, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_partial_write_into_zero_extent, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unwritten_delta_reads_base, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cold_read_fetch, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_punch_hides_base, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_chain_missing_middle, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_seek_delta, setup, teardown),

@@ -17,7 +17,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/magic.h>
 #include <sys/socket.h>
+#include <sys/vfs.h>
 #include <netinet/in.h>
 #include <unistd.h>
 
@@ -459,6 +461,87 @@ static void test_pipelined_order(void **state)
 	wbuf_free(&fwd);
 	pthread_cond_destroy(&pl.cv);
 	pthread_mutex_destroy(&pl.m);
+}
+
+/* Replies of concurrent DS_READs: each checked against the bytes written. */
+struct cold_reads {
+	struct pipeline pl;
+	const uint8_t *want;
+	int wrong;
+};
+struct cold_read {
+	struct cold_reads *all;
+	uint32_t off, len;
+};
+
+static void cold_read_cb(void *arg, int status, const uint8_t *payload, uint32_t len)
+{
+	struct cold_read *r = arg;
+	struct msg_ds_read_rep rep;
+	bool ok = status == 0 && msg_ds_read_rep_decode(payload, len, &rep) == 0 && rep.data.len == r->len &&
+		  memcmp(rep.data.p, r->all->want + r->off, r->len) == 0;
+	pthread_mutex_lock(&r->all->pl.m);
+	r->all->wrong += !ok;
+	if (--r->all->pl.pending == 0)
+		pthread_cond_signal(&r->all->pl.cv);
+	pthread_mutex_unlock(&r->all->pl.m);
+}
+
+/* Reads of data not in the page cache are fetched by reader threads, many
+ * at once (more than they take at a time), and answered right. */
+static void test_cold_reads(void **state)
+{
+	struct env *e = *state;
+	enum { NR = 100, LEN = 40000 };
+	uint8_t *w = malloc(CHUNK);
+	char path[4096];
+	fill(w, CHUNK, 8);
+	assert_int_equal(ds_write(e, e->cli[0], NULL, 0, 0x99, 1, 0, w, CHUNK, NULL, NULL), 0);
+	assert_int_equal(chunkstore_path(e->ds[0].cs, 0x99, path, sizeof(path)), 0);
+	int fd = open(path, O_RDONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(fdatasync(fd), 0);
+	assert_int_equal(posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED), 0);
+	close(fd);
+
+	struct cold_reads all = {.pl = {.pending = NR}, .want = w};
+	struct cold_read rd[NR];
+	struct wbuf b[NR];
+	pthread_mutex_init(&all.pl.m, NULL);
+	pthread_cond_init(&all.pl.cv, NULL);
+	for (int i = 0; i < NR; i++) {
+		rd[i] = (struct cold_read){&all, (uint32_t)(((uint64_t)i * 104729u * 613u) % (CHUNK - LEN)), LEN};
+		wbuf_init(&b[i]);
+		msg_ds_read_req_put(&b[i], &(struct msg_ds_read_req){.chunk_id = 0x99, .version = 1,
+								     .offset = rd[i].off, .length = LEN});
+	}
+	for (int i = 0; i < NR; i++)
+		assert_int_equal(rpc_call_async(e->cli[0], VDIFS_MSG_DS_READ, &b[i], NULL, 0, cold_read_cb, &rd[i]), 0);
+	pthread_mutex_lock(&all.pl.m);
+	while (all.pl.pending > 0)
+		pthread_cond_wait(&all.pl.cv, &all.pl.m);
+	pthread_mutex_unlock(&all.pl.m);
+	assert_int_equal(all.wrong, 0);
+	/* Unless this file system keeps every page (tmpfs), some went to disk. */
+	struct statfs sf;
+	assert_int_equal(statfs(path, &sf), 0);
+	long long fetches = -1;
+	for (int i = 0; i < 60 && (fetches = stats_value(e->ds[0].stats, "read_fetches")) < 1; i++)
+		usleep(50 * 1000);
+	assert_true(sf.f_type == TMPFS_MAGIC ? fetches >= 0 : fetches >= 1);
+	/* And a whole cold chunk in one read. */
+	fd = open(path, O_RDONLY);
+	assert_int_equal(posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED), 0);
+	close(fd);
+	uint8_t *r = malloc(MiB);
+	assert_int_equal(ds_read(e->cli[0], 0x99, 1, 3 * MiB, r, MiB), 0);
+	assert_memory_equal(r, w + 3 * MiB, MiB);
+	for (int i = 0; i < NR; i++)
+		wbuf_free(&b[i]);
+	pthread_cond_destroy(&all.pl.cv);
+	pthread_mutex_destroy(&all.pl.m);
+	free(r);
+	free(w);
 }
 
 static uint16_t dead_port(void)
@@ -1097,6 +1180,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_write_read_replicated, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pipelined_order, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cold_reads, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_forward_failure_named, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_forward_stale_replica, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_forward_timeout, setup, teardown),
