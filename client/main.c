@@ -43,6 +43,7 @@ struct mount_opts {
 	unsigned threads;
 	unsigned io_timeout;  /* s; 0: forever */
 	unsigned mds_timeout; /* s; 0: forever */
+	unsigned shared_cache_mb;
 	int help;
 	int version;
 	char *src;      /* MDS_HOST:PORT/VOLUME */
@@ -60,6 +61,7 @@ static const struct fuse_opt mount_opt_spec[] = {
 	MOUNT_OPT("threads=%u", threads, 0),
 	MOUNT_OPT("io_timeout=%u", io_timeout, 0),
 	MOUNT_OPT("mds_timeout=%u", mds_timeout, 0),
+	MOUNT_OPT("shared_cache=%u", shared_cache_mb, 0),
 	MOUNT_OPT("log=%s", log, 0),
 	FUSE_OPT_KEY("ro", KEY_RO),
 	FUSE_OPT_KEY("-h", KEY_HELP),
@@ -98,8 +100,12 @@ static void mount_usage(const char *prog)
 	       "    -o mds_timeout=SEC     while the MDS is down or restarting, metadata operations\n"
 	       "                           wait and retry this long, then fail with EIO\n"
 	       "                           (default %d; 0: wait forever)\n"
+	       "    -o shared_cache=MB     memory for blocks of snapshots' and clone sources' content\n"
+	       "                           that several files read (clones of one image), read from\n"
+	       "                           the data servers once for all of them (default %u; 0: off)\n"
 	       "\n",
-	       prog, MOUNT_DEFAULT_THREADS, VDIFS_IO_TIMEOUT_DEFAULT_MS / 1000, MOUNT_DEFAULT_MDS_TIMEOUT);
+	       prog, MOUNT_DEFAULT_THREADS, VDIFS_IO_TIMEOUT_DEFAULT_MS / 1000, MOUNT_DEFAULT_MDS_TIMEOUT,
+	       VDIFS_SHARED_CACHE_DEFAULT_MB);
 	fuse_cmdline_help();
 	fuse_lowlevel_help();
 }
@@ -211,7 +217,8 @@ int main(int argc, char **argv)
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
 	struct mount_opts o = { .attr_timeout = 1.0, .entry_timeout = 1.0, .threads = MOUNT_DEFAULT_THREADS,
-				.io_timeout = VDIFS_IO_TIMEOUT_DEFAULT_MS / 1000, .mds_timeout = MOUNT_DEFAULT_MDS_TIMEOUT };
+				.io_timeout = VDIFS_IO_TIMEOUT_DEFAULT_MS / 1000, .mds_timeout = MOUNT_DEFAULT_MDS_TIMEOUT,
+				.shared_cache_mb = VDIFS_SHARED_CACHE_DEFAULT_MB };
 	struct fuse_cmdline_opts copts;
 	struct fuse_session *se = NULL;
 	struct fuse_loop_config *lcfg = NULL;
@@ -312,6 +319,10 @@ int main(int argc, char **argv)
 		goto out_notify;
 	}
 	vdifs_client_set_io_timeout(fs.c, o.io_timeout > UINT32_MAX / 1000 ? UINT32_MAX : o.io_timeout * 1000);
+	if (vdifs_client_set_shared_cache(fs.c, (uint64_t)o.shared_cache_mb << 20) != 0) {
+		fprintf(stderr, MOUNT_PROG ": %s\n", vdifs_last_error());
+		goto out_client;
+	}
 	rc = vdifs_mount(fs.c, fs.volume, o.ro ? VDIFS_MOUNT_RO : 0, &mi);
 	if (rc != 0) {
 		fprintf(stderr, MOUNT_PROG ": %s\n", vdifs_last_error());

@@ -157,6 +157,7 @@ void vdifs_client_free(struct vdifs_client *c)
 	rpc_loop_stop(c->loop);
 	/* Files left open: free their state anyway. */
 	client_inodes_free(c);
+	fcache_free(c->fcache);
 	pthread_mutex_destroy(&c->lock);
 	free(c);
 }
@@ -165,6 +166,31 @@ void vdifs_client_set_timeout(struct vdifs_client *c, uint32_t ms) { c->timeout_
 void vdifs_client_set_layout_ttl(struct vdifs_client *c, uint32_t ms) { c->layout_ttl_ms = ms; }
 void vdifs_client_set_io_timeout(struct vdifs_client *c, uint32_t ms) { c->io_timeout_ms = ms; }
 void vdifs_client_set_mds_wait(struct vdifs_client *c, uint32_t ms) { c->mds_wait_ms = ms; }
+
+int vdifs_client_set_shared_cache(struct vdifs_client *c, uint64_t bytes)
+{
+	fcache_free(c->fcache);
+	c->fcache = NULL;
+	if (bytes == 0)
+		return 0;
+	c->fcache = fcache_new(bytes);
+	if (!c->fcache) {
+		client_seterr("shared chunk cache of %llu bytes: out of memory", (unsigned long long)bytes);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+bool vdifs_client_shared_cache_stats(struct vdifs_client *c, uint64_t *hits, uint64_t *fills, uint64_t *bytes)
+{
+	if (!c->fcache)
+		return false;
+	struct fcache_stats s = fcache_stats(c->fcache);
+	*hits = s.hits;
+	*fills = s.fills;
+	*bytes = s.bytes;
+	return true;
+}
 
 static struct rpc_peer *client_new_peer(struct vdifs_client *c, const char *host, uint16_t port)
 {

@@ -73,6 +73,14 @@ void vdifs_client_set_layout_ttl(struct vdifs_client *c, uint32_t ms);
  * fails with the last error (default VDIFS_IO_TIMEOUT_DEFAULT_MS). */
 #define VDIFS_IO_TIMEOUT_DEFAULT_MS 60000u
 void vdifs_client_set_io_timeout(struct vdifs_client *c, uint32_t ms);
+/* Bytes of shared chunk blocks (a snapshot's or clone source's content,
+ * which never changes) kept for every file of this client: a golden image
+ * many clones read is fetched once (client_fcache.h).  Call before any
+ * read; 0 (the default) turns it off.  0 or -ENOMEM. */
+#define VDIFS_SHARED_CACHE_DEFAULT_MB 256u
+int vdifs_client_set_shared_cache(struct vdifs_client *c, uint64_t bytes);
+/* The cache's counters: false when there is no cache. */
+bool vdifs_client_shared_cache_stats(struct vdifs_client *c, uint64_t *hits, uint64_t *fills, uint64_t *bytes);
 /* The reason of the calling thread's last failed call ("" if none). */
 const char *vdifs_last_error(void);
 

@@ -934,6 +934,88 @@ static int client_read_retry(struct vdifs_client *c, struct inode *in, struct ds
 	}
 }
 
+/* Reads [sp.off, sp.off + len) of op's chunk into dst as a plain read does:
+ * from the preferred replica, then client_read_retry.  0 or -errno. */
+static int client_read_direct(struct vdifs_client *c, struct inode *in, const struct dsio_op *like, uint32_t off,
+			      uint32_t len, uint8_t *dst)
+{
+	struct dsio_op *op = dsio_ops_new(1);
+	if (!op)
+		return -ENOMEM;
+	unsigned order[VDIFS_MAX_REPLICAS];
+	op->ch = like->ch;
+	op->sp = (struct vdifs_span){.index = like->sp.index, .off = off, .len = len};
+	op->dst = dst;
+	dsio_read_order(&op->ch, order);
+	dsio_encode_read(op);
+	int rc = dsio_run1(c, op, order[0], NULL, 0);
+	if (rc != 0)
+		rc = client_read_retry(c, in, op);
+	dsio_ops_free(op, 1);
+	return rc;
+}
+
+/* Reads span op (of a shared chunk) through the shared block cache: the
+ * blocks no thread has yet are read from the data servers (one read per
+ * run of them), those another thread is reading are waited for.  A block
+ * whose reader failed is read directly.  0 or -errno. */
+static int client_read_shared(struct vdifs_client *c, struct inode *in, struct dsio_op *op)
+{
+	enum { NB = VDIFS_IO_UNIT / FCACHE_BLOCK + 1 };
+	struct fcache_blk *blk[NB];
+	bool fill[NB];
+	uint32_t b0 = op->sp.off / FCACHE_BLOCK, nb = (op->sp.off + op->sp.len - 1) / FCACHE_BLOCK - b0 + 1;
+	uint8_t *run = NULL;
+	int rc = 0;
+	if (nb > NB)
+		return client_read_direct(c, in, op, op->sp.off, op->sp.len, op->dst);
+	for (uint32_t k = 0; k < nb; k++)
+		if (!(blk[k] = fcache_get(c->fcache, op->ch.chunk_id, b0 + k, &fill[k]))) {
+			for (uint32_t j = 0; j < k; j++) {
+				if (fill[j])
+					fcache_filled(c->fcache, blk[j], false);
+				fcache_put(c->fcache, blk[j]);
+			}
+			return client_read_direct(c, in, op, op->sp.off, op->sp.len, op->dst);
+		}
+	/* Fill ours, a run of blocks at a time. */
+	for (uint32_t k = 0; k < nb;) {
+		if (!fill[k]) {
+			k++;
+			continue;
+		}
+		uint32_t e = k;
+		while (e + 1 < nb && fill[e + 1])
+			e++;
+		uint32_t len = (e - k + 1) * FCACHE_BLOCK;
+		if (!run)
+			run = malloc((size_t)nb * FCACHE_BLOCK);
+		int r = run ? client_read_direct(c, in, op, (b0 + k) * FCACHE_BLOCK, len, run) : -ENOMEM;
+		for (uint32_t j = k; j <= e; j++) {
+			if (r == 0)
+				memcpy(fcache_data(blk[j]), run + (size_t)(j - k) * FCACHE_BLOCK, FCACHE_BLOCK);
+			fcache_filled(c->fcache, blk[j], r == 0);
+		}
+		k = e + 1;
+	}
+	free(run);
+	/* Copy out; a block whose filler failed is read directly. */
+	for (uint32_t k = 0; k < nb; k++) {
+		uint64_t bs = (uint64_t)(b0 + k) * FCACHE_BLOCK, be = bs + FCACHE_BLOCK;
+		uint64_t s = op->sp.off > bs ? op->sp.off : bs;
+		uint64_t t = (uint64_t)op->sp.off + op->sp.len < be ? (uint64_t)op->sp.off + op->sp.len : be;
+		uint8_t *dst = op->dst + (s - op->sp.off);
+		if (rc == 0) {
+			if (fcache_wait(c->fcache, blk[k]))
+				memcpy(dst, fcache_data(blk[k]) + (s - bs), t - s);
+			else
+				rc = client_read_direct(c, in, op, (uint32_t)s, (uint32_t)(t - s), dst);
+		}
+		fcache_put(c->fcache, blk[k]);
+	}
+	return rc;
+}
+
 ssize_t vdifs_file_pread(struct vdifs_file *f, void *buf, size_t len, uint64_t off)
 {
 	struct vdifs_client *c = f->c;
@@ -985,15 +1067,23 @@ ssize_t vdifs_file_pread(struct vdifs_file *f, void *buf, size_t len, uint64_t o
 			memset(ops[i].dst, 0, ops[i].sp.len);
 			continue;
 		}
+		if (c->fcache && (ops[i].ch.flags & VDIFS_CHUNK_SHARED) &&
+		    fcache_shared(c->fcache, ops[i].ch.chunk_id, in->ino)) {
+			ops[i].shared = true; /* read below, through the cache */
+			continue;
+		}
 		unsigned order[VDIFS_MAX_REPLICAS];
 		dsio_read_order(&ops[i].ch, order);
 		dsio_encode_read(&ops[i]);
 		dsio_issue(c, &b, &ops[i], order[0], NULL, 0);
 	}
+	for (size_t i = 0; i < n && rc == 0; i++)
+		if (ops[i].shared)
+			rc = client_read_shared(c, in, &ops[i]);
 	dsio_wait(c, &b, ops, n);
 	dsio_batch_destroy(&b);
 	for (size_t i = 0; i < n && rc == 0; i++)
-		if (!ops[i].skip && ops[i].status != 0)
+		if (!ops[i].skip && !ops[i].shared && ops[i].status != 0)
 			rc = client_read_retry(c, in, &ops[i]);
 out:
 	dsio_ops_free(ops, n);

@@ -9,6 +9,7 @@
  *   client_file.c    files and the per-inode state their opens share
  *   client_ns.c      namespace and xattr calls in the mounted volume
  *   client_layout.c  span split, layout cache, seek over a layout
+ *   client_fcache.c  cache of shared (frozen) chunk blocks, for every file
  *
  * Locks, in the order they may nest: client lock (MDS peer, data-server
  * table, graveyard, inode table) -> inode lock (layout, dirty state).  An
@@ -20,6 +21,7 @@
 #define VDIFS_CLIENT_INT_H
 
 #include "client.h"
+#include "client_fcache.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -70,6 +72,7 @@ struct vdifs_client {
 	struct client_seq *inflight; /* tagged calls in flight, under lock */
 	uint64_t outage_since_ms;    /* 0: the MDS answers; under lock */
 	bool outage_gave_up;         /* a call failed in this outage (logged) */
+	struct fcache *fcache;       /* shared chunk blocks; NULL: none (client_fcache.h) */
 };
 
 static inline uint64_t client_now_ms(void)
@@ -156,6 +159,7 @@ struct dsio_op {
 	uint8_t found;          /* DS_SEEK reply */
 	uint32_t seek_off;
 	bool skip;              /* nothing to send (a hole) */
+	bool shared;            /* DS_READ through the shared block cache (client_read_shared) */
 	bool done;              /* answered (under b->m) */
 	unsigned r;             /* replica the op went to */
 	char msg[128];          /* server's error message */

@@ -429,8 +429,10 @@ enum { VDIFS_COMMIT_SIZE = 1 << 0, VDIFS_COMMIT_MTIME = 1 << 1 };
 enum { VDIFS_MOUNT_RO = 1 << 0 };
 /* Volume remove flags. */
 enum { VDIFS_VOL_REMOVE_FORCE = 1 << 0 };
-/* chunk_loc flags. */
-enum { VDIFS_CHUNK_HOLE = 1 << 0 };
+/* chunk_loc flags.  VDIFS_CHUNK_SHARED: the chunk is a frozen ancestor's
+ * (a snapshot's or a clone source's content): it never changes, so a client
+ * may cache its bytes once for every file that shows it. */
+enum { VDIFS_CHUNK_HOLE = 1 << 0, VDIFS_CHUNK_SHARED = 1 << 1 };
 /* ds_recv_req flags. */
 enum { VDIFS_RECV_BEGIN = 1 << 0 };
 /* ds_report_req flags. */

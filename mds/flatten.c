@@ -237,9 +237,9 @@ int flatten_chunks(struct mds *m, const struct msg_flatten_chunks_req *q, struct
 			made = true;
 		}
 		if (rc == 0)
-			rc = layer_put_chunk_loc(m, t, items, ents[e].index, &dst);
+			rc = layer_put_chunk_loc(m, t, items, ents[e].index, &dst, 0);
 		if (rc == 0)
-			rc = layer_put_chunk_loc(m, t, items, ents[e].index, &src);
+			rc = layer_put_chunk_loc(m, t, items, ents[e].index, &src, 0);
 		if (rc == 0)
 			(*count)++;
 	}

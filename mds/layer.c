@@ -361,7 +361,7 @@ static int load_file(struct mdstore_txn *t, uint32_t vol, uint64_t ino, struct m
 }
 
 int layer_put_chunk_loc(const struct mds *m, struct mdstore_txn *t, struct wbuf *b, uint64_t index,
-			const struct md_chunk *c)
+			const struct md_chunk *c, uint32_t flags)
 {
 	struct wbuf reps, bases;
 	uint32_t nbase = 0;
@@ -392,7 +392,7 @@ int layer_put_chunk_loc(const struct mds *m, struct mdstore_txn *t, struct wbuf 
 		.index = index,
 		.chunk_id = c->id,
 		.version = c->version,
-		.flags = 0,
+		.flags = flags,
 		.nrep = c->nrep,
 		.replicas = {reps.data, (uint32_t)reps.len},
 		.extent = c->base ? c->extent : 0,
@@ -448,7 +448,7 @@ static int scan_range(struct mdstore *st, uint64_t layer, uint64_t first, uint64
 			}
 			ents = e;
 		}
-		ents[n++] = (struct layer_ent){index, chunk};
+		ents[n++] = (struct layer_ent){index, chunk, false};
 	}
 	if (rc < 0)
 		goto fail;
@@ -513,6 +513,10 @@ static int view_collect(struct mdstore_txn *t, uint64_t layer, uint64_t first, u
 		rc = scan_range(mdstore_txn_store(t), layer, first, end, limit, &more, &nmore);
 		if (rc < 0)
 			break;
+		/* An ancestor's chunks are frozen for good: a layer is thawed
+		 * only while it is still a file's own (flatten.c, thaw). */
+		for (size_t k = 0; depth > 0 && k < nmore; k++)
+			more[k].shared = (l.flags & MD_LAYER_FROZEN) != 0;
 		rc = merge_ents(&ents, &n, more, nmore);
 		if (rc < 0) {
 			free(more);
@@ -584,7 +588,7 @@ int layer_layout(struct mds *m, const struct msg_layout_req *req, struct wbuf *i
 		rc = layer_load_chunk(t, ents[e].chunk, &c);
 		if (rc < 0)
 			goto out;
-		rc = layer_put_chunk_loc(m, t, items, ents[e].index, &c);
+		rc = layer_put_chunk_loc(m, t, items, ents[e].index, &c, ents[e].shared ? VDIFS_CHUNK_SHARED : 0);
 		if (rc < 0)
 			goto out;
 		(*count)++;
@@ -657,7 +661,7 @@ int layer_chunk_alloc(struct mds *m, const struct msg_chunk_alloc_req *req, bool
 		rc = layer_load_chunk(t, existing, &c);
 		if (rc < 0)
 			goto fail;
-		rc = layer_put_chunk_loc(m, t, reply, req->index, &c);
+		rc = layer_put_chunk_loc(m, t, reply, req->index, &c, 0);
 		mdstore_txn_abort(t);
 		return rc;
 	}
@@ -701,7 +705,7 @@ int layer_chunk_alloc(struct mds *m, const struct msg_chunk_alloc_req *req, bool
 	if (rc < 0)
 		goto fail;
 	/* The reply is sent only when the commit succeeds (rc 0). */
-	rc = layer_put_chunk_loc(m, t, reply, req->index, &c);
+	rc = layer_put_chunk_loc(m, t, reply, req->index, &c, 0);
 	if (rc < 0)
 		goto fail;
 	rc = mdstore_txn_commit(t);

@@ -33,6 +33,7 @@ static inline uint64_t layer_alloc_blocks(uint64_t alloc) { return alloc / 512 +
 struct layer_ent {
 	uint64_t index;
 	uint64_t chunk;
+	bool shared; /* layer_view: from a frozen ancestor of the layer (it never changes) */
 };
 
 /* ---- building blocks, inside a caller's transaction ----------------------------- */
@@ -65,9 +66,10 @@ int layer_ref(struct mdstore_txn *t, uint64_t id);
 int layer_is_empty(struct mdstore_txn *t, uint64_t layer);
 
 /* Appends the chunk_loc record of chunk c at index, with its chain of bases
- * for a delta chunk.  0, -EIO (a broken chain), -ENOMEM. */
+ * for a delta chunk, and flags (VDIFS_CHUNK_*).  0, -EIO (a broken chain),
+ * -ENOMEM. */
 int layer_put_chunk_loc(const struct mds *m, struct mdstore_txn *t, struct wbuf *b, uint64_t index,
-			const struct md_chunk *c);
+			const struct md_chunk *c, uint32_t flags);
 
 /* Stages chunk *c (replicas, base, extent, alloc and own as the caller set
  * them; version 1, refcount 1, volume v's chunk size) as a new chunk, the

@@ -369,7 +369,7 @@ int replicas_repair(struct mds *m, const struct msg_chunk_repair_req *req, struc
 		}
 	}
 	/* Repaired now or by an earlier call: the set to write to. */
-	rc = layer_put_chunk_loc(m, t, reply, req->index, &c);
+	rc = layer_put_chunk_loc(m, t, reply, req->index, &c, 0);
 out:
 	mdstore_txn_abort(t);
 	return rc;

@@ -18,6 +18,7 @@
 
 struct loc {
 	uint64_t index, chunk;
+	uint32_t flags;
 	uint32_t nrep;
 	uint32_t ds[VDIFS_MAX_REPLICAS];
 };
@@ -42,7 +43,8 @@ static int layout(struct tmds *t, uint32_t vol, uint64_t ino, uint64_t first, ui
 		struct msg_chunk_loc l;
 		msg_chunk_loc_get(&r, &l);
 		assert_false(r.err);
-		assert_int_equal(l.flags, 0);
+		assert_int_equal(l.flags & ~(uint32_t)VDIFS_CHUNK_SHARED, 0);
+		out[i].flags = l.flags;
 		out[i].index = l.index;
 		out[i].chunk = l.chunk_id;
 		out[i].nrep = l.nrep;
@@ -407,6 +409,8 @@ static void test_parent_layer(void **state)
 	assert_int_equal(layout(t, vol, f, 0, 10, l, 8), 2);
 	assert_int_equal(l[0].chunk, pc[0]);
 	assert_int_equal(l[1].chunk, pc[1]);
+	assert_int_equal(l[0].flags, VDIFS_CHUNK_SHARED); /* a frozen ancestor's: never changes */
+	assert_int_equal(l[1].flags, VDIFS_CHUNK_SHARED);
 
 	/* Writing index 2 makes a delta chunk on the base's servers. */
 	uint64_t delta;
@@ -434,6 +438,9 @@ static void test_parent_layer(void **state)
 	assert_int_equal(l[1].index, 2);
 	assert_int_equal(l[1].chunk, delta);
 	assert_int_equal(l[2].chunk, fresh);
+	assert_int_equal(l[0].flags, VDIFS_CHUNK_SHARED);
+	assert_int_equal(l[1].flags, 0); /* the file's own */
+	assert_int_equal(l[2].flags, 0);
 
 	/* Dropping index 0 hides the parent's chunk without freeing it. */
 	struct msg_chunk_drop_req dq = {.vol = vol, .ino = f, .first = 0, .count = 1};

@@ -123,6 +123,7 @@ struct obj {
 struct cloc {
 	uint64_t index, id;
 	uint32_t version, extent, nrep, nbase;
+	bool shared; /* VDIFS_CHUNK_SHARED */
 	int ds[VDIFS_MAX_REPLICAS]; /* store indexes */
 	struct chunkstore_base chain[CHUNKSTORE_CHAIN_MAX];
 };
@@ -321,6 +322,15 @@ static uint64_t ml_view(const struct mlayer *l, uint64_t idx)
 		if (l->ent[idx])
 			return l->ent[idx] == HOLE ? 0 : l->ent[idx];
 	return 0;
+}
+
+/* Whether the entry l shows at idx is a frozen ancestor's (never changes). */
+static bool ml_view_shared(const struct mlayer *l, uint64_t idx)
+{
+	for (const struct mlayer *k = l; k; k = k->parent)
+		if (k->ent[idx])
+			return k != l && k->frozen;
+	return false;
 }
 
 static void ml_unref(struct sim *s, struct mlayer *l)
@@ -599,7 +609,8 @@ static void loc_decode(struct sim *s, const struct msg_chunk_loc *m, struct cloc
 {
 	struct wreader r;
 	memset(out, 0, sizeof(*out));
-	CHECK_EQ(s, m->flags, 0, "chunk_loc flags");
+	CHECK_EQ(s, m->flags & ~(uint32_t)VDIFS_CHUNK_SHARED, 0, "chunk_loc flags");
+	out->shared = (m->flags & VDIFS_CHUNK_SHARED) != 0;
 	CHECK(s, m->nrep >= 1 && m->nrep <= VDIFS_MAX_REPLICAS);
 	CHECK(s, m->nbase <= CHUNKSTORE_CHAIN_MAX);
 	out->index = m->index;
@@ -681,6 +692,9 @@ static void sim_layout(struct sim *s, struct obj *o, struct cloc out[NIDX])
 				 (unsigned long long)want);
 		if (want)
 			loc_check(s, &out[i]);
+		if (want && out[i].shared != ml_view_shared(o->layer, i))
+			sim_fail(s, "%s: LAYOUT says chunk %llu at index %llu is %sshared", o->name,
+				 (unsigned long long)out[i].id, (unsigned long long)i, out[i].shared ? "" : "not ");
 	}
 }
 
@@ -1105,6 +1119,7 @@ static int sim_alloc(struct sim *s, struct obj *o, uint64_t idx, struct cloc *ou
 		return rc;
 	}
 	CHECK_EQ(s, msg_chunk_loc_decode(b.data, b.len, &m), 0, "CHUNK_ALLOC reply");
+	CHECK_EQ(s, m.flags, 0, "CHUNK_ALLOC flags"); /* a chunk of the file's own layer */
 	loc_decode(s, &m, out);
 	wbuf_free(&b);
 	CHECK_EQ(s, out->index, idx, "CHUNK_ALLOC index");
