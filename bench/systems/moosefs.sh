@@ -60,17 +60,8 @@ derive() {
 	NSEXEC=(nsenter --net=/run/netns/"$NS")
 }
 
-is_mounted() { mountpoint -q "$1" 2>/dev/null; }
-
-# Waits up to $2 tenths of a second for pid $1 to exit.
-wait_gone() {
-	local i
-	for ((i = 0; i < $2; i++)); do
-		kill -0 "$1" 2>/dev/null || return 0
-		sleep 0.1
-	done
-	return 1
-}
+# shellcheck source=bench/systems/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 write_configs() {
 	local e=$DIR/etc
@@ -224,30 +215,15 @@ start() {
 }
 
 stop() {
-	if is_mounted "$DIR/mnt"; then
-		fusermount3 -u "$DIR/mnt" 2>/dev/null || umount "$DIR/mnt" 2>/dev/null || umount -l "$DIR/mnt" 2>/dev/null || true
-	fi
-	if [ -f "$DIR/pids" ]; then
-		local pid pids=()
-		while read -r pid; do
-			[[ "$pid" =~ ^[0-9]+$ ]] || continue
-			# Only ours: still a MooseFS process.
-			case $(cat /proc/"$pid"/comm 2>/dev/null) in
-			mfsmaster | mfschunkserver | mfsmount) pids+=("$pid") ;;
-			esac
-		done < "$DIR/pids"
-		# Client first, then chunkservers, master last (it saves metadata).
-		local i
-		for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
-			pid=${pids[i]}
-			kill -TERM "$pid" 2>/dev/null || continue
-			wait_gone "$pid" 300 || { kill -KILL "$pid" 2>/dev/null || true; wait_gone "$pid" 20 || true; }
-		done
-		rm -f "$DIR/pids"
-	fi
-	if is_mounted "$DIR/mnt"; then
-		umount -l "$DIR/mnt" 2>/dev/null || true
-	fi
+	unmount_fuse "$DIR/mnt"
+	# The client and the chunkservers first, then the master (which saves
+	# the metadata when it stops).
+	# shellcheck disable=SC2046  # lists of pids
+	stop_pids $(own_pids "$DIR/pids" mfsmount mfschunkserver)
+	# shellcheck disable=SC2046
+	stop_pids $(own_pids "$DIR/pids" mfsmaster)
+	rm -f "$DIR/pids"
+	unmount_fuse "$DIR/mnt"
 	if ip netns list 2>/dev/null | grep -qw "^$NS"; then
 		ip netns delete "$NS" 2>/dev/null || true
 	fi

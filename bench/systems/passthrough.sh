@@ -20,36 +20,15 @@ DIR=$(realpath -m "$2")
 BUILD=${BUILD:-./build}
 BIN=$BUILD/bench/passthrough/vdifs-bench-passthrough
 
-is_mounted() { mountpoint -q "$1" 2>/dev/null; }
-
-# Waits up to $2 tenths of a second for pid $1 to exit.
-wait_gone() {
-	local i
-	for ((i = 0; i < $2; i++)); do
-		kill -0 "$1" 2>/dev/null || return 0
-		sleep 0.1
-	done
-	return 1
-}
+# shellcheck source=bench/systems/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 stop() {
-	if is_mounted "$DIR/mnt"; then
-		fusermount3 -u "$DIR/mnt" 2>/dev/null || fusermount3 -uz "$DIR/mnt" 2>/dev/null || umount -l "$DIR/mnt" 2>/dev/null || true
-	fi
-	if [ -f "$DIR/pids" ]; then
-		local pid
-		while read -r pid; do
-			[[ "$pid" =~ ^[0-9]+$ ]] || continue
-			# Only ours: the pid must still be the passthrough daemon.
-			[ "$(cat /proc/"$pid"/comm 2>/dev/null)" = "vdifs-bench-pas" ] || continue
-			kill -TERM "$pid" 2>/dev/null || true
-			wait_gone "$pid" 50 || { kill -KILL "$pid" 2>/dev/null || true; wait_gone "$pid" 20 || true; }
-		done < "$DIR/pids"
-		rm -f "$DIR/pids"
-	fi
-	if is_mounted "$DIR/mnt"; then
-		umount -l "$DIR/mnt" 2>/dev/null || true
-	fi
+	unmount_fuse "$DIR/mnt"
+	# shellcheck disable=SC2046  # a list of pids
+	stop_pids $(own_pids "$DIR/pids" vdifs-bench-pas)
+	rm -f "$DIR/pids"
+	unmount_fuse "$DIR/mnt"
 }
 
 start() {
