@@ -21,7 +21,9 @@
  *    does;
  *  - O_DIRECT is passed to the backing file, so direct I/O bypasses both page
  *    caches; its data goes through a per-thread aligned buffer, since the
- *    request's payload is not aligned the way O_DIRECT requires.
+ *    request's payload is not aligned the way O_DIRECT requires;
+ *  - extended attributes only with --xattr (see pt_xattr_path: with them,
+ *    every write costs the kernel a GETXATTR round trip first).
  *
  * Operations as root are done as root (a benchmark tool, not a shared mount):
  * the kernel checks permissions itself (-o default_permissions), and files
@@ -56,6 +58,7 @@
 #define PROG "vdifs-bench-passthrough"
 #define PT_MAX_IO (1u << 20)       /* max_write and the largest read */
 #define PT_DEFAULT_THREADS 16u
+#define PT_MAX_BACKGROUND 64u
 #define PT_DIO_ALIGN 4096u         /* covers every logical block size */
 #define PT_HASH_MIN_BITS 12u
 
@@ -85,6 +88,7 @@ static struct {
 	bool writeback;
 	bool direct_io;
 	bool splice;
+	bool xattr;
 	bool debug;
 	pthread_key_t dio_key;  /* per-thread aligned buffer for O_DIRECT files */
 } pt = { .lock = PTHREAD_MUTEX_INITIALIZER };
@@ -264,6 +268,11 @@ static void pt_init(void *userdata, struct fuse_conn_info *conn)
 {
 	(void)userdata;
 	conn->max_write = PT_MAX_IO;
+	/* Asynchronous direct I/O and read-ahead are background requests, of
+	 * which the kernel allows 12 in flight by default: too few for a queue
+	 * depth of 16, or for our worker threads. */
+	conn->max_background = PT_MAX_BACKGROUND;
+	conn->congestion_threshold = PT_MAX_BACKGROUND * 3 / 4;
 	if (pt.splice) {
 		if (conn->capable & FUSE_CAP_SPLICE_WRITE)
 			conn->want |= FUSE_CAP_SPLICE_WRITE;
@@ -775,10 +784,19 @@ static void pt_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fus
 
 /* ---- extended attributes ---- */
 
-/* The proc link of a symlink's O_PATH fd would follow the symlink. */
+/* Extended attributes are off unless --xattr: then the kernel, before each
+ * write, asks for security.capability (a GETXATTR round trip under the
+ * inode lock, which serialises writes to one file); ENOSYS makes it stop
+ * asking for good.  (FUSE_HANDLE_KILLPRIV_V2 would let it remember "none"
+ * per inode, but libfuse 3.14 cannot ask for it.)
+ * The proc link of a symlink's O_PATH fd would follow the symlink. */
 static bool pt_xattr_path(fuse_req_t req, fuse_ino_t ino, char path[static 40])
 {
 	struct pt_inode *in = pt_inode(ino);
+	if (!pt.xattr) {
+		fuse_reply_err(req, ENOSYS);
+		return false;
+	}
 	if (in->type == S_IFLNK) {
 		fuse_reply_err(req, EOPNOTSUPP);
 		return false;
@@ -884,6 +902,7 @@ struct pt_opts {
 	int writeback;
 	int direct_io;
 	int no_splice;
+	int xattr;
 	int foreground;
 	int debug;
 	int help;
@@ -894,6 +913,7 @@ static const struct fuse_opt pt_opt_spec[] = {
 	PT_OPT("--writeback", writeback, 1),
 	PT_OPT("--direct-io", direct_io, 1),
 	PT_OPT("--no-splice", no_splice, 1),
+	PT_OPT("--xattr", xattr, 1),
 	PT_OPT("--threads %u", threads, 0),
 	PT_OPT("--threads=%u", threads, 0),
 	PT_OPT("--timeout %lf", timeout, 0),
@@ -919,6 +939,8 @@ static void pt_usage(FILE *to)
 		"    --writeback        turn on the kernel's writeback cache (default off)\n"
 		"    --direct-io        open every file in FUSE direct_io mode (no page cache)\n"
 		"    --no-splice        copy data through this process instead of splicing it\n"
+		"    --xattr            serve extended attributes (default off: with them the kernel\n"
+		"                       asks for security.capability before every write)\n"
 		"    --threads N        worker threads (default %u)\n"
 		"    --timeout SEC      attribute and name cache timeout (default 1)\n"
 		"    --pidfile FILE     write the serving process's pid to FILE once mounted\n"
@@ -1057,6 +1079,7 @@ int main(int argc, char *argv[])
 	pt.writeback = o.writeback;
 	pt.direct_io = o.direct_io;
 	pt.splice = !o.no_splice;
+	pt.xattr = o.xattr;
 
 	/* The kernel checks permissions; name the mount after its source. */
 	char fsname[PATH_MAX + 64];
