@@ -1,7 +1,8 @@
 #!/bin/bash
 # Installs the Debian 12 packages the benchmark suite needs beyond
 # scripts/deps.sh, if any is missing.  Quiet when everything is there.
-#   moosefs-*  : the MooseFS peer system (bench/systems/moosefs.sh)
+#   moosefs-*  : the MooseFS peer system (bench/systems/moosefs.sh); moosefs-cli
+#                (mfscli) to look inside it, e.g. mfscli -H ADDR -SIN
 #   fio        : the workloads (also in scripts/deps.sh; listed for a bench-only box)
 #   iproute2, util-linux : ip netns / nsenter for the MooseFS namespace
 # The containers this runs in have no systemd; the packages' maintainer
@@ -10,7 +11,7 @@
 # forbidden") stops that; it is removed again afterwards (an existing one is
 # left as it was).
 set -euo pipefail
-PKGS=(moosefs-master moosefs-chunkserver moosefs-client fio iproute2 util-linux fuse3)
+PKGS=(moosefs-master moosefs-chunkserver moosefs-client moosefs-cli fio iproute2 util-linux fuse3)
 missing=()
 for p in "${PKGS[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -35,6 +35,15 @@
 #     (MooseFS defaults to -19): every system in the suite runs at the same
 #     priority as fio on this shared two-core machine;
 #   DISABLE_OOM_KILLER 0 and WORKING_USER root (no "mfs" user is needed);
+#   the master's chunk loop at its shortest (CHUNKS_LOOP_MIN_TIME 60, not
+#     300) and up to 1000/2000 deletions per chunkserver a step (not 10/25),
+#     so that chunks of deleted files go soon after MooseFS lets them go;
+#   SESSION_SUSTAIN_TIME 60 (not a day): a gone client's files are let go
+#     after a minute.  Note: mfsmount 3.0.117 keeps every file it created
+#     open in the master's view even after close and unlink (mfscli -SOF
+#     lists them as SUSTAINED) until its session ends, so during a run the
+#     chunks of deleted files stay on disk (twice their size: goal 2); stop
+#     and remove DIR to get the space back;
 #   mfsmount's caches (mfscachemode=AUTO, 256 MiB write cache, read-ahead,
 #     attribute cache 1 s) are left at their defaults.
 # Each chunkserver stores its chunks in DIR/csN/hdd on the local disk (2 x the
@@ -81,6 +90,10 @@ write_configs() {
 		MATOCS_LISTEN_PORT = 9420
 		MATOCL_LISTEN_HOST = $ADDR
 		MATOCL_LISTEN_PORT = 9421
+		CHUNKS_LOOP_MIN_TIME = 60
+		SESSION_SUSTAIN_TIME = 60
+		CHUNKS_SOFT_DEL_LIMIT = 1000
+		CHUNKS_HARD_DEL_LIMIT = 2000
 	EOF
 	echo "*	/	rw,alldirs,admin,maproot=0:0" > "$e/mfsexports.cfg"
 	: > "$e/mfstopology.cfg"
