@@ -253,7 +253,7 @@ snapshot() {
 		exit 1
 	fi
 	derive "$(dirname "$mnt")"
-	"${NSEXEC[@]}" mfsmakesnapshot "$src" "$dst" >/dev/null
+	"${NSEXEC[@]}" mfsmakesnapshot "$src" "$dst"
 }
 
 [ $# -ge 1 ] || usage
