@@ -8,7 +8,7 @@
 # target, PASS/MISS) and writes bench/results/suite-<UTC time>.{md,json,svg}.
 # Not a test: numbers depend on the machine; compare ratios, not absolutes.
 #
-#   bench/suite.sh                                   full run (about an hour on 2 cores)
+#   bench/suite.sh                                   full run (about 1.5 hours on 2 cores)
 #   QUICK=1 bench/suite.sh                           smoke run (a few minutes)
 #   SYSTEMS="local vdifs" QUICK=1 bench/suite.sh     a subset
 #
@@ -26,7 +26,8 @@ case ${1:-} in
 "") ;;
 *) usage >&2; exit 2 ;;
 esac
-BUILD=${BUILD:-$PWD/build}
+BUILD=$(realpath -m "${BUILD:-$PWD/build}")
+export BUILD # the peer scripts find their binaries there
 QUICK=${QUICK:-0}
 SYSTEMS=${SYSTEMS:-local passthrough moosefs vdifs}
 MIB=$((1 << 20))
