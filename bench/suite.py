@@ -27,6 +27,7 @@ import sys
 import time
 import traceback
 
+sys.dont_write_bytecode = True  # no bench/__pycache__ in the tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import clones_helper as ch  # noqa: E402
 
@@ -92,22 +93,25 @@ class System:
 
     def settle(self, limit=30.0):
         """Waits until the system's processes are quiet (under 5 % of a CPU
-        over 0.3 s) and, for vdifs, until deleted chunk files have left the
-        data servers, so that a job does not share the machine with the
-        leftovers of the one before (on this or another system)."""
+        over 0.3 s) and, for MooseFS and vdifs, until the count of files on
+        their disks has not changed for 1.2 s (deleted chunks leave the
+        servers asynchronously: vdifs's data servers learn of them with a
+        heartbeat, every 0.5 s), so that a job does not share the machine
+        with the leftovers of the one before (on this or another system)."""
         os.sync()
         end = time.monotonic() + limit
-        n0 = None
+        n0, same = None, 0
         while time.monotonic() < end:
             t0 = self.ticks()
             time.sleep(0.3)
             busy = self.cpu_since(t0)
-            if self.name == "vdifs":
-                n = len(glob.glob(os.path.join(self.root, "ds*", "**", "*.chk"), recursive=True))
-                stable, n0 = n == n0, n
+            if self.name in CLONING:
+                n = self.backing()[0]
+                same = same + 1 if n == n0 else 0
+                n0 = n
             else:
-                stable = True
-            if busy < 0.015 and stable:
+                same = 4
+            if busy < 0.015 and same >= 4:
                 return
         log(f"{self.name}: still busy after {limit:.0f} s, measuring anyway")
 
@@ -122,9 +126,10 @@ class System:
             raise Fail(f"clone {src} -> {dst}: exit {p.returncode}: {p.stderr.strip()[-300:]}")
 
     def backing(self):
-        """Bytes (st_blocks) the system keeps on the local disk: the data
-        servers' directories for vdifs (DIR/ds*), everything under DIR but
-        the mount for the peers, the directory itself for the local disk."""
+        """(files, bytes (st_blocks)) the system keeps on the local disk: the
+        data servers' directories for vdifs (DIR/ds*), everything under DIR
+        but the mount for the peers, the directory itself for the local
+        disk."""
         if self.name == "vdifs":
             tops = glob.glob(os.path.join(self.root, "ds*"))
         elif self.name == "local":
@@ -132,16 +137,17 @@ class System:
         else:
             tops = [os.path.join(self.root, e) for e in os.listdir(self.root) if e != "mnt"]
         dev = os.stat(self.root).st_dev
-        total = 0
+        files = total = 0
         for top in tops:
-            for r, dirs, files in os.walk(top):
+            for r, dirs, names in os.walk(top):
                 dirs[:] = [d for d in dirs if os.lstat(os.path.join(r, d)).st_dev == dev]
-                for n in files:
+                for n in names:
                     try:
                         total += os.lstat(os.path.join(r, n)).st_blocks * 512
+                        files += 1
                     except FileNotFoundError:
                         pass
-        return total
+        return files, total
 
 
 def drop():
@@ -548,11 +554,11 @@ class Suite:
                 def space(s=s):
                     f = self.path(s, "sp.img")
                     s.settle()
-                    b0 = s.backing()
+                    b0 = s.backing()[1]
                     s.clone(self.path(s, "boot/boot.img"), f)
                     ch.cmd_scatter(f, str(self.S), "4096", "77")
                     s.settle()
-                    self.res.add("sp", s.name, 0, (s.backing() - b0) / MIB)
+                    self.res.add("sp", s.name, 0, (s.backing()[1] - b0) / MIB)
                 self.guard(["sp"], s, space)
 
             def qcow(s=s):
