@@ -851,6 +851,9 @@ def chart(doc, path):
         cx = left + gi * gw + gw / 2
         s.append(f'<text x="{cx:.1f}" y="{top + ph + 12:.1f}" text-anchor="end" fill="#333" '
                  f'transform="rotate(-35 {cx:.1f} {top + ph + 12:.1f})">{esc(SHORT[rid])}</text>')
+    if not groups:
+        s.append(f'<text x="{left + pw / 2:.1f}" y="{top + ph / 2:.1f}" text-anchor="middle" fill="#555">'
+                 f'nothing to show: neither passthrough nor the local disk has figures to normalise to</text>')
     lx = left
     for n in names:
         s.append(f'<rect x="{lx}" y="{H - 22}" width="12" height="12" fill="{COLORS.get(n, "#999")}"/>')
