@@ -13,6 +13,7 @@
 #define FUSE_USE_VERSION 314
 #include <fuse_lowlevel.h>
 
+#include "capcache.h"
 #include "client.h"
 #include "snapctl.h"
 
@@ -29,6 +30,7 @@ struct fs {
 	double entry_timeout;
 	struct fuse_session *se;   /* for cache invalidations (snapctl) */
 	struct snapctl ctl;
+	struct capcache caps;      /* its own lock: written by every thread */
 };
 
 extern const struct fuse_lowlevel_ops fs_ops;

@@ -688,6 +688,8 @@ static void fs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 	int rc = fs_is_acl(name) ? -EOPNOTSUPP
 		 : fs->ro	 ? -EROFS
 				 : vdifs_setxattr(fs->c, fs_from_fuse(fs, ino), name, value, size, (uint32_t)flags);
+	if (capcache_is_cap(name))
+		capcache_forget(&fs->caps, fs_from_fuse(fs, ino));
 	fs_reply_err(req, "setxattr", ino, rc);
 }
 
@@ -735,6 +737,21 @@ static void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 		fuse_reply_err(req, EOPNOTSUPP);
 		return;
 	}
+	if (capcache_is_cap(name)) {
+		/* Asked before every write: answered here while known absent. */
+		struct fs *fs = fs_of(req);
+		uint64_t vino = fs_from_fuse(fs, ino);
+		if (capcache_absent(&fs->caps, vino)) {
+			fuse_reply_err(req, ENODATA);
+			return;
+		}
+		ssize_t n = vdifs_getxattr(fs->c, vino, name, NULL, 0);
+		if (n == -ENODATA) {
+			capcache_note_absent(&fs->caps, vino);
+			fuse_reply_err(req, ENODATA);
+			return;
+		}
+	}
 	fs_reply_xattr_value(req, "getxattr", ino, name, size);
 }
 
@@ -749,6 +766,8 @@ static void fs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 	int rc = fs_is_acl(name) ? -EOPNOTSUPP
 		 : fs->ro	 ? -EROFS
 				 : vdifs_removexattr(fs->c, fs_from_fuse(fs, ino), name);
+	if (capcache_is_cap(name))
+		capcache_forget(&fs->caps, fs_from_fuse(fs, ino));
 	fs_reply_err(req, "removexattr", ino, rc);
 }
 

@@ -336,6 +336,7 @@ int main(int argc, char **argv)
 	fs.ro = o.ro != 0;
 	fs.attr_timeout = o.attr_timeout;
 	fs.entry_timeout = o.entry_timeout;
+	capcache_init(&fs.caps, o.attr_timeout > 0 && o.attr_timeout < 3600 ? (uint32_t)(o.attr_timeout * 1000) : 0);
 
 	se = fuse_session_new(&args, &fs_ops, sizeof(fs_ops), &fs);
 	if (!se)

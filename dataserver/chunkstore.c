@@ -1113,7 +1113,19 @@ static int read_run(const struct chunkstore *cs, const struct cs_open *c, uint32
 	}
 	if (p1)
 		iov[n++] = (struct iovec){cs->scratch[1], block_len(c, b1)};
-	int rc = preadv_full(c->fd, iov, n, c->data_off + (uint64_t)b0 * c->bs, cs->nowait ? RWF_NOWAIT : 0);
+	uint64_t at = c->data_off + (uint64_t)b0 * c->bs;
+	if (cs->nowait) {
+		/* The last byte first: sequential readahead fills pages in
+		 * order, so when it is missing the read would copy most of the
+		 * range only to stop short and be done again. */
+		uint64_t end = (uint64_t)b1 * c->bs + block_len(c, b1);
+		uint8_t probe;
+		struct iovec pv = {&probe, 1};
+		if (preadv2(c->fd, &pv, 1, (off_t)(c->data_off + end - 1), RWF_NOWAIT) < 0 &&
+		    (errno == EAGAIN || errno == EOPNOTSUPP))
+			return -EAGAIN;
+	}
+	int rc = preadv_full(c->fd, iov, n, at, cs->nowait ? RWF_NOWAIT : 0);
 	if (cs->nowait && (rc == -EAGAIN || rc == -EOPNOTSUPP))
 		return -EAGAIN; /* not cached (or no RWF_NOWAIT here): the caller fetches it */
 	if (rc < 0) {
@@ -1819,10 +1831,65 @@ int chunkstore_fetch_plan(struct chunkstore *cs, uint64_t id, uint32_t version, 
 	return rc;
 }
 
+int chunkstore_pread_plan(struct chunkstore *cs, uint64_t id, uint32_t version, const struct chunkstore_base *chain,
+			  uint32_t nchain, uint64_t offset, size_t len, struct chunkstore_pread *p)
+{
+	struct cs_open *c;
+	uint64_t size;
+	int rc = read_locate(cs, id, version, chain, nchain, offset, len, &c, &size);
+	if (rc < 0)
+		return rc;
+	if (!c || c->d || len == 0)
+		return -EOPNOTSUPP; /* through a chain: chunkstore_fetch_plan */
+	uint32_t b0 = (uint32_t)(offset / c->bs), b1 = (uint32_t)((offset + len - 1) / c->bs);
+	if (b1 - b0 + 1 > CHUNKSTORE_PREAD_BLOCKS)
+		return -EOPNOTSUPP;
+	int fd = fcntl(c->fd, F_DUPFD_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	*p = (struct chunkstore_pread){.id = id, .fd = fd, .file_off = c->data_off + (uint64_t)b0 * c->bs,
+				       .skip = (uint32_t)(offset - (uint64_t)b0 * c->bs), .len = len,
+				       .nblocks = b1 - b0 + 1, .bs = c->bs};
+	for (uint32_t k = 0; k < p->nblocks; k++) {
+		p->crc[k] = tab_crc(c, b0 + k);
+		p->blen[k] = block_len(c, b0 + k);
+		p->written[k] = tab_written(c, b0 + k);
+	}
+	return 0;
+}
+
+int chunkstore_pread_run(struct chunkstore_pread *p, uint8_t *buf)
+{
+	uint64_t total = (uint64_t)(p->nblocks - 1) * p->bs + p->blen[p->nblocks - 1];
+	ssize_t n = pread_full(p->fd, buf, total, p->file_off);
+	int rc = n < 0 ? (int)n : 0;
+	if (n >= 0 && (uint64_t)n < total)
+		memset(buf + n, 0, total - (uint64_t)n); /* a block cut short: left to its CRC */
+	for (uint32_t k = 0; rc == 0 && k < p->nblocks; k++) {
+		uint8_t *b = buf + (size_t)k * p->bs;
+		if (!p->written[k])
+			memset(b, 0, p->blen[k]);
+		else if (crc32c_mask(crc32c(0, b, p->blen[k])) != p->crc[k])
+			rc = -EIO; /* changed meanwhile, or corrupt: the loop's read tells */
+	}
+	close(p->fd);
+	p->fd = -1;
+	return rc;
+}
+
+void chunkstore_pread_release(struct chunkstore_pread *p)
+{
+	if (p->fd >= 0)
+		close(p->fd);
+	p->fd = -1;
+}
+
 void chunkstore_fetch_run(struct chunkstore_fetch *f, void *scratch, size_t scratch_len)
 {
-	/* Start every range first, so that the disk sees them together. */
-	for (unsigned i = 0; i < f->n; i++)
+	/* Several files (a delta and its bases): start every range first, so
+	 * that the disk sees them together.  One file: its own readahead
+	 * (which a forced range would not advance) does better. */
+	for (unsigned i = 0; f->n > 1 && i < f->n; i++)
 		(void)posix_fadvise(f->r[i].fd, (off_t)f->r[i].start, (off_t)(f->r[i].end - f->r[i].start),
 				    POSIX_FADV_WILLNEED);
 	for (unsigned i = 0; i < f->n; i++) {

@@ -186,6 +186,34 @@ void chunkstore_fetch_run(struct chunkstore_fetch *f, void *scratch, size_t scra
 void chunkstore_fetch_release(struct chunkstore_fetch *f);
 
 /*
+ * A cold read of a plain chunk done whole off the loop: the plan copies the
+ * table entries of the blocks the read covers (on the loop);
+ * chunkstore_pread_run() (on any thread) reads those blocks into buf
+ * (nblocks * bs bytes; the range asked starts at buf + skip), unwritten
+ * ones as zeros, and checks every CRC against the entries.  -EIO there
+ * means the block changed since the plan or is corrupt: the caller then
+ * reads with chunkstore_read() on the loop, which tells which (and reports
+ * it).  Plan: 0, -EOPNOTSUPP (a delta, a chain, too many blocks: use
+ * chunkstore_fetch_plan), or -errno as chunkstore_read.
+ */
+#define CHUNKSTORE_PREAD_BLOCKS 18u /* a 1 MiB read over 64 KiB blocks, unaligned */
+struct chunkstore_pread {
+	uint64_t id;
+	int fd; /* a duplicate, owned; -1 once run or released */
+	uint64_t file_off;
+	uint32_t skip;
+	uint64_t len;
+	uint32_t nblocks, bs;
+	uint32_t crc[CHUNKSTORE_PREAD_BLOCKS];
+	uint32_t blen[CHUNKSTORE_PREAD_BLOCKS];
+	bool written[CHUNKSTORE_PREAD_BLOCKS];
+};
+int chunkstore_pread_plan(struct chunkstore *cs, uint64_t id, uint32_t version, const struct chunkstore_base *chain,
+			  uint32_t nchain, uint64_t offset, size_t len, struct chunkstore_pread *p);
+int chunkstore_pread_run(struct chunkstore_pread *p, uint8_t *buf);
+void chunkstore_pread_release(struct chunkstore_pread *p);
+
+/*
  * Makes [offset, offset+len) of chunk id read as zeros.  Plain chunk: whole
  * blocks become holes again (their space is returned), partial blocks are
  * zeroed and get a new CRC.  Delta: whole extents become ZERO (hiding the

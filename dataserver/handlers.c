@@ -122,7 +122,11 @@ struct read_op {
 	uint64_t chunk_id, offset;
 	uint32_t version, length;
 	struct req_chain ch;
-	struct chunkstore_fetch fetch;
+	bool whole;                    /* a plain chunk: read and checked by the thread (pread) */
+	struct chunkstore_pread pread; /* whole: the blocks, into buf */
+	uint8_t *buf;
+	int status;                    /* whole: chunkstore_pread_run's */
+	struct chunkstore_fetch fetch; /* else: the ranges to bring into the page cache */
 };
 
 struct fwd_op;
@@ -618,10 +622,15 @@ static int read_reply(struct handlers *h, const struct rpc_request *req, uint64_
 	return 0;
 }
 
-/* On a reader thread: brings the read's data into the page cache. */
+/* On a reader thread: a plain chunk's blocks read and checked into op->buf,
+ * or the ranges a read through a chain needs brought into the page cache. */
 static void read_fetch_run(struct workers_job *j)
 {
 	struct read_op *op = (struct read_op *)((char *)j - offsetof(struct read_op, job));
+	if (op->whole) {
+		op->status = chunkstore_pread_run(&op->pread, op->buf);
+		return;
+	}
 	size_t cap = op->length < READ_FETCH_SCRATCH ? op->length : READ_FETCH_SCRATCH;
 	void *scratch = malloc(cap ? cap : 1);
 	if (scratch)
@@ -631,23 +640,33 @@ static void read_fetch_run(struct workers_job *j)
 	free(scratch);
 }
 
-/* Back on the loop: the read again, now from the page cache, and the answer. */
+/* Back on the loop: the answer, from the thread's buffer or read again
+ * (now from the page cache; and whenever the thread's read failed, since
+ * the loop's read is the one that tells a changed block from a corrupt one). */
 static void read_fetch_done(struct workers_job *j)
 {
 	struct read_op *op = (struct read_op *)((char *)j - offsetof(struct read_op, job));
 	struct handlers *h = op->h;
 	h->reads_fetching--;
-	if (h->closing)
+	if (h->closing) {
 		rpc_reply_error(&op->req, -ESHUTDOWN, "data server shutting down");
-	else
+	} else if (op->whole && op->status == 0) {
+		struct wbuf head;
+		wbuf_init(&head);
+		msg_ds_read_rep_put_head(&head, op->length);
+		rpc_reply_data(&op->req, &head, op->buf + op->pread.skip, op->length);
+		wbuf_free(&head);
+	} else {
 		(void)read_reply(h, &op->req, op->chunk_id, op->version, &op->ch, op->offset, op->length, false);
+	}
 	rpc_conn_unref(op->req.conn);
+	free(op->buf);
 	free(op);
 }
 
-/* A read that would wait for the disk: fetched on a reader thread so that
- * the loop serves other requests meanwhile, and the disk sees several reads
- * at once.  False when it cannot be (the caller reads on the loop). */
+/* A read that would wait for the disk: done on a reader thread so that the
+ * loop serves other requests meanwhile, and the disk sees several reads at
+ * once.  False when it cannot be (the caller reads on the loop). */
 static bool read_defer(struct handlers *h, const struct rpc_request *req, const struct msg_ds_read_req *m,
 		       const struct req_chain *ch)
 {
@@ -656,15 +675,31 @@ static bool read_defer(struct handlers *h, const struct rpc_request *req, const 
 	struct read_op *op = calloc(1, sizeof(*op));
 	if (!op)
 		return false;
-	if (chunkstore_fetch_plan(h->cfg.store, m->chunk_id, m->version, ch->b, ch->n, m->offset, m->length,
-				  &op->fetch) < 0) {
+	int rc = chunkstore_pread_plan(h->cfg.store, m->chunk_id, m->version, ch->b, ch->n, m->offset, m->length,
+				       &op->pread);
+	if (rc == 0) {
+		op->whole = true;
+		op->buf = malloc((size_t)op->pread.nblocks * op->pread.bs);
+		if (!op->buf) {
+			chunkstore_pread_release(&op->pread);
+			free(op);
+			return false;
+		}
+	} else if (rc != -EOPNOTSUPP ||
+		   chunkstore_fetch_plan(h->cfg.store, m->chunk_id, m->version, ch->b, ch->n, m->offset, m->length,
+					 &op->fetch) < 0) {
 		free(op); /* the read on the loop answers the error */
 		return false;
 	}
-	*op = (struct read_op){.h = h, .req = *req, .chunk_id = m->chunk_id, .offset = m->offset,
-			       .version = m->version, .length = m->length, .ch = *ch, .fetch = op->fetch};
+	op->h = h;
+	op->req = *req;
 	op->req.payload = NULL;
 	op->req.len = 0;
+	op->chunk_id = m->chunk_id;
+	op->offset = m->offset;
+	op->version = m->version;
+	op->length = m->length;
+	op->ch = *ch;
 	rpc_conn_ref(op->req.conn);
 	op->job.run = read_fetch_run;
 	op->job.done = read_fetch_done;
