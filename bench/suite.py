@@ -628,14 +628,42 @@ class Suite:
 
     # -- all -----------------------------------------------------------------
 
+    # Files no later block reads, removed after each block: every system is
+    # up for the whole run, so their images add up otherwise.
+    DONE_WITH = {"rand": ["seq.dat"], "boot": [f"boot/c{i}.img" for i in range(8)], "desk": ["desk"],
+                 "clones": ["cl", "boot", "sp.img", "sp.qcow2"]}
+
+    def free_space(self, block):
+        names = self.DONE_WITH.get(block)
+        if not names:
+            return
+        for s in self.up:
+            for n in names:
+                rm(self.path(s, n))
+            if s.name == "moosefs":
+                # mfsmount keeps the space of the files it made until its
+                # session ends (bench/systems/README.md): a new session.
+                sh = os.path.join(self.cfg["repo"], "bench", "systems", "moosefs.sh")
+                for op in ("stop", "start"):
+                    p = subprocess.run([sh, op, s.root], capture_output=True, text=True)
+                    if p.returncode:
+                        log(f"moosefs: {op} between blocks failed: {(p.stderr or p.stdout).strip()[-300:]}")
+            s.settle()
+
     def run(self):
         for s in self.up:
             os.makedirs(self.path(s, ""), exist_ok=True)
         t0 = time.monotonic()
-        for name in ("seq", "rand", "boot", "desk", "clones", "meta"):
+        blocks = ("seq", "rand", "boot", "desk", "clones", "meta")
+        for k, name in enumerate(blocks):
             log(f"block {name}")
             getattr(self, name)()
             log(f"block {name} done ({time.monotonic() - t0:.0f} s in)")
+            self.free_space(name)
+            if k + 1 < len(blocks):  # a crash or a full disk later keeps what was measured
+                self.cfg["meta"]["partial"] = f"partial: blocks {', '.join(blocks[:k + 1])} done"
+                report(self.cfg, self.res, self.systems)
+        self.cfg["meta"].pop("partial", None)
         self.res.note("cpu_seqw", "CPU s/GiB = (utime + stime of the system's processes, all threads, from "
                                   "/proc/PID/stat before and after + fio's own usr + sys CPU from its JSON) / GiB "
                                   "read + written by fio. Kernel threads (writeback, kworkers, the block layer's) "
@@ -731,6 +759,8 @@ def report(cfg, res, systems):
     rows = summarize(res, systems)
     names = [s.name for s in systems]
     o = [f"# vdifs benchmark suite ({meta.get('date', '')})", ""]
+    if meta.get("partial"):
+        o += [f"**Unfinished run** ({meta['partial']}): the report is rewritten after every block.", ""]
     o.append(f"Mode: {meta.get('mode', '')}. {meta.get('config', '')}")
     o.append("")
     o.append("Systems: " + "; ".join(f"{s.name}: {s.status}" + (f" ({s.msg})" if s.msg else "") for s in systems) + ".")
