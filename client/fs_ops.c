@@ -722,6 +722,8 @@ static void fs_reply_xattr_value(fuse_req_t req, const char *op, fuse_ino_t ino,
 		}
 	}
 	n = name ? vdifs_getxattr(fs->c, vino, name, buf, size) : vdifs_listxattr(fs->c, vino, buf, size);
+	if (n == -ENODATA && name && capcache_is_cap(name))
+		capcache_note_absent(&fs->caps, vino);
 	if (n < 0)
 		fs_reply_err(req, op, ino, (int)n);
 	else if (size == 0)
@@ -737,20 +739,11 @@ static void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 		fuse_reply_err(req, EOPNOTSUPP);
 		return;
 	}
-	if (capcache_is_cap(name)) {
-		/* Asked before every write: answered here while known absent. */
-		struct fs *fs = fs_of(req);
-		uint64_t vino = fs_from_fuse(fs, ino);
-		if (capcache_absent(&fs->caps, vino)) {
-			fuse_reply_err(req, ENODATA);
-			return;
-		}
-		ssize_t n = vdifs_getxattr(fs->c, vino, name, NULL, 0);
-		if (n == -ENODATA) {
-			capcache_note_absent(&fs->caps, vino);
-			fuse_reply_err(req, ENODATA);
-			return;
-		}
+	/* Asked before every write: answered here while known absent. */
+	struct fs *fs = fs_of(req);
+	if (capcache_is_cap(name) && capcache_absent(&fs->caps, fs_from_fuse(fs, ino))) {
+		fuse_reply_err(req, ENODATA);
+		return;
 	}
 	fs_reply_xattr_value(req, "getxattr", ino, name, size);
 }

@@ -1114,10 +1114,11 @@ static int read_run(const struct chunkstore *cs, const struct cs_open *c, uint32
 	if (p1)
 		iov[n++] = (struct iovec){cs->scratch[1], block_len(c, b1)};
 	uint64_t at = c->data_off + (uint64_t)b0 * c->bs;
-	if (cs->nowait) {
-		/* The last byte first: sequential readahead fills pages in
-		 * order, so when it is missing the read would copy most of the
-		 * range only to stop short and be done again. */
+	if (cs->nowait && b1 > b0) {
+		/* Several blocks: the last byte first.  Sequential readahead
+		 * fills pages in order, so when it is missing the read would
+		 * copy most of the range only to stop short and be done again.
+		 * (One block: too little to waste for a syscall on every hit.) */
 		uint64_t end = (uint64_t)b1 * c->bs + block_len(c, b1);
 		uint8_t probe;
 		struct iovec pv = {&probe, 1};

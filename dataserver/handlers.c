@@ -113,8 +113,9 @@ struct copy_op {
 	struct chunkstore_copy_job *cj;
 };
 
-/* A DS_READ whose data was not in the page cache: a reader thread fetches
- * it, then the loop reads it again and answers. */
+/* A DS_READ whose data was not in the page cache: a reader thread reads a
+ * plain chunk's blocks itself (whole), or brings a chain's ranges into the
+ * page cache for the loop to read again; the loop answers. */
 struct read_op {
 	struct workers_job job;
 	struct handlers *h;
@@ -597,6 +598,15 @@ static void handle_write(struct handlers *h, const struct rpc_request *req)
 	op_put(op);
 }
 
+static void read_send(const struct rpc_request *req, const uint8_t *data, uint32_t length)
+{
+	struct wbuf head;
+	wbuf_init(&head);
+	msg_ds_read_rep_put_head(&head, length);
+	rpc_reply_data(req, &head, data, length);
+	wbuf_free(&head);
+}
+
 /* Reads and answers a DS_READ (on the loop); cached: take only what the
  * page cache holds (-EAGAIN when a page is missing, nothing answered). */
 static int read_reply(struct handlers *h, const struct rpc_request *req, uint64_t id, uint32_t version,
@@ -614,11 +624,7 @@ static int read_reply(struct handlers *h, const struct rpc_request *req, uint64_
 		reply_chunk_error(h, req, rc, id, version);
 		return 0;
 	}
-	struct wbuf head;
-	wbuf_init(&head);
-	msg_ds_read_rep_put_head(&head, length);
-	rpc_reply_data(req, &head, h->rbuf, length);
-	wbuf_free(&head);
+	read_send(req, h->rbuf, length);
 	return 0;
 }
 
@@ -651,11 +657,7 @@ static void read_fetch_done(struct workers_job *j)
 	if (h->closing) {
 		rpc_reply_error(&op->req, -ESHUTDOWN, "data server shutting down");
 	} else if (op->whole && op->status == 0) {
-		struct wbuf head;
-		wbuf_init(&head);
-		msg_ds_read_rep_put_head(&head, op->length);
-		rpc_reply_data(&op->req, &head, op->buf + op->pread.skip, op->length);
-		wbuf_free(&head);
+		read_send(&op->req, op->buf + op->pread.skip, op->length);
 	} else {
 		(void)read_reply(h, &op->req, op->chunk_id, op->version, &op->ch, op->offset, op->length, false);
 	}
