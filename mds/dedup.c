@@ -92,32 +92,86 @@ int dedup_seen(struct mds *m, const struct dedup_tag *tag, uint16_t type, const 
 	return rc < 0 ? rc : seen;
 }
 
+/*
+ * Where each session's live records start.  Records are written and deleted
+ * at the rate of mutations, so the front of a session's key range is a long
+ * run of LevelDB tombstones until compaction; an iterator sought to the
+ * session's prefix steps over every one of them, on every commit (it was
+ * half the MDS's time creating files).  The floor is a hint kept in memory:
+ * every record of the session below it is deleted (or staged for deletion in
+ * a batch that commits or takes the MDS down), so the scan starts there.  A
+ * direct-mapped table of DEDUP_FLOOR_SLOTS: a session that loses its slot
+ * scans once from its prefix; a floor never skips a live record.
+ */
+#define DEDUP_FLOOR_SLOTS 256u
+
+struct dedup_floors {
+	struct {
+		uint64_t session;
+		uint64_t floor;
+	} slot[DEDUP_FLOOR_SLOTS];
+};
+
+void dedup_free(struct mds *m)
+{
+	free(m->dedup_floors);
+	m->dedup_floors = NULL;
+}
+
+/* The floor of session, or NULL (out of memory): then scan from 0. */
+static uint64_t *dedup_floor(struct mds *m, uint64_t session)
+{
+	if (!m->dedup_floors && !(m->dedup_floors = calloc(1, sizeof(*m->dedup_floors))))
+		return NULL;
+	uint64_t h = session * 0x9e3779b97f4a7c15ull;
+	struct dedup_floors *f = m->dedup_floors;
+	size_t i = (size_t)(h >> 56) % DEDUP_FLOOR_SLOTS;
+	if (f->slot[i].session != session) {
+		f->slot[i].session = session;
+		f->slot[i].floor = 0;
+	}
+	return &f->slot[i].floor;
+}
+
 /* Stages deletes of the session's records below acked or DEDUP_WINDOW
  * behind seq, at most DEDUP_DROP_MAX. */
-static void dedup_drop_stale(struct mdstore_txn *t, const struct dedup_tag *tag)
+static void dedup_drop_stale(struct mds *m, struct mdstore_txn *t, const struct dedup_tag *tag)
 {
 	uint64_t below = tag->acked;
 	if (tag->seq >= DEDUP_WINDOW && below < tag->seq - DEDUP_WINDOW + 1)
 		below = tag->seq - DEDUP_WINDOW + 1;
 	if (below > tag->seq)
 		below = tag->seq; /* never the record being written */
-	struct mdstore_key prefix;
+	uint64_t *floor = dedup_floor(m, tag->session);
+	uint64_t from = floor ? *floor : 0;
+	if (from >= below)
+		return; /* nothing below the floor is left */
+	struct mdstore_key prefix, start;
 	struct mdstore_iter *it;
 	dedup_key(&prefix, tag->session, 0, false);
-	if (mdstore_iter_open(mdstore_txn_store(t), &prefix, NULL, &it) < 0)
+	dedup_key(&start, tag->session, from, true);
+	if (mdstore_iter_open(mdstore_txn_store(t), &prefix, &start, &it) < 0)
 		return; /* staying a little bigger is harmless */
 	const uint8_t *key, *val;
 	size_t klen, vlen;
 	unsigned n = 0;
-	while (n < DEDUP_DROP_MAX && mdstore_iter_next(it, &key, &klen, &val, &vlen) == 1) {
+	uint64_t reached = below; /* every record below it is now deleted */
+	int rc;
+	while ((rc = mdstore_iter_next(it, &key, &klen, &val, &vlen)) == 1) {
 		if (klen != DEDUP_KEY_LEN || mdstore_be64(key + 9) >= below)
 			break;
+		if (n == DEDUP_DROP_MAX) {
+			reached = mdstore_be64(key + 9);
+			break;
+		}
 		struct mdstore_key k = {.len = klen};
 		memcpy(k.b, key, klen);
 		mdstore_txn_del(t, &k);
 		n++;
 	}
 	mdstore_iter_close(it);
+	if (floor && rc >= 0 && reached > *floor)
+		*floor = reached;
 }
 
 static void dedup_hook(void *arg, struct mdstore_txn *t)
@@ -130,7 +184,7 @@ static void dedup_hook(void *arg, struct mdstore_txn *t)
 	le_put16(v + 1, a->type);
 	le_put32(v + 3, a->crc);
 	le_put64(v + 7, (uint64_t)(int64_t)time(NULL));
-	dedup_drop_stale(t, &a->tag);
+	dedup_drop_stale(a->m, t, &a->tag);
 	mdstore_txn_put(t, &k, v, sizeof(v));
 }
 

@@ -65,6 +65,9 @@ void dedup_disarm(struct mds *m);
  * -ENOMEM. */
 int dedup_sweep(struct mds *m, int64_t max_age_s, uint64_t *dropped);
 
+/* Frees the in-memory floors of m's sessions (mds_close). */
+void dedup_free(struct mds *m);
+
 /* Records a session holds (for tests and fsck). */
 int dedup_count(struct mds *m, uint64_t session, uint64_t *out);
 

@@ -71,6 +71,7 @@ void mds_close(struct mds *m)
 	recovery_free(m->recovery);
 	replicas_checks_free(m->checks);
 	dsreg_free(m->dsreg);
+	dedup_free(m);
 	mdstore_close(m->store);
 	free(m);
 }

@@ -24,6 +24,7 @@ struct mds {
 	struct recovery *recovery; /* re-replication (recovery.h) */
 	uint32_t scrub_requests;   /* vdifs-admin scrub: told to data servers in heartbeats */
 	struct replicas_checks *checks; /* chunk lists asked for by fsck (replicas.h) */
+	struct dedup_floors *dedup_floors; /* where each session's live records start (dedup.c) */
 };
 
 struct mds_options {

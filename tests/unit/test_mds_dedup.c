@@ -120,6 +120,34 @@ static void test_acked_and_window_bound_the_session(void **state)
 	wbuf_free(&rec);
 }
 
+/* More stale records than one commit drops: the next commits go on from
+ * where the last stopped (the in-memory floor), also after a reopen has
+ * forgotten the floors, and an older acked arriving late drops nothing. */
+static void test_drop_resumes_past_the_cap(void **state)
+{
+	struct tmds *t = *state;
+	uint32_t vol = tmds_volume(t, "v", 0, 0);
+	struct wbuf rec;
+	char name[32];
+	wbuf_init(&rec);
+	const uint64_t n = DEDUP_DROP_MAX + 50;
+	for (uint64_t s = 1; s <= n; s++) {
+		snprintf(name, sizeof(name), "f%llu", (unsigned long long)s);
+		assert_int_equal(tagged_mknod(t, vol, name, s, 1, &rec), 0);
+	}
+	assert_int_equal(count(t), n);
+	assert_int_equal(tagged_mknod(t, vol, "g", n + 1, n + 1, &rec), 0);
+	assert_int_equal(count(t), n + 1 - DEDUP_DROP_MAX);
+	assert_int_equal(tagged_mknod(t, vol, "h", n + 2, n + 1, &rec), 0);
+	assert_int_equal(count(t), 2);
+	tmds_reopen(t);
+	assert_int_equal(tagged_mknod(t, vol, "i", n + 3, n + 3, &rec), 0);
+	assert_int_equal(count(t), 1);
+	assert_int_equal(tagged_mknod(t, vol, "j", n + 4, 1, &rec), 0); /* late, older acked */
+	assert_int_equal(count(t), 2);
+	wbuf_free(&rec);
+}
+
 static void test_sweep(void **state)
 {
 	struct tmds *t = *state;
@@ -168,6 +196,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_record_survives_reopen, tmds_setup, tmds_teardown),
 		cmocka_unit_test_setup_teardown(test_failure_and_unarmed_record_nothing, tmds_setup, tmds_teardown),
 		cmocka_unit_test_setup_teardown(test_acked_and_window_bound_the_session, tmds_setup, tmds_teardown),
+		cmocka_unit_test_setup_teardown(test_drop_resumes_past_the_cap, tmds_setup, tmds_teardown),
 		cmocka_unit_test_setup_teardown(test_sweep, tmds_setup, tmds_teardown),
 		cmocka_unit_test(test_split),
 	};
