@@ -385,8 +385,12 @@ static void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	}
 	int oflags = fi->flags & ~(O_CREAT | O_EXCL);
 	rc = vdifs_mknod(fs->c, dir, name, (mode & 07777) | S_IFREG, 0, ctx->uid, ctx->gid, &a);
-	if (rc == 0)
+	if (rc == 0) {
 		oflags &= ~O_TRUNC; /* new and empty */
+		/* No attributes yet: the kernel's question before the first
+		 * write is answered here, not by the MDS. */
+		capcache_note_absent(&fs->caps, a.ino);
+	}
 	if (rc == -EEXIST && !(fi->flags & O_EXCL)) {
 		/* Created meanwhile by someone else: open it as open(2) would. */
 		rc = vdifs_lookup(fs->c, dir, name, &a);
