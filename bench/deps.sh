@@ -5,13 +5,14 @@
 #                (mfscli) to look inside it, e.g. mfscli -H ADDR -SIN
 #   fio        : the workloads (also in scripts/deps.sh; listed for a bench-only box)
 #   iproute2, util-linux : ip netns / nsenter for the MooseFS namespace
+#   linux-perf : bench/profile.sh
 # The containers this runs in have no systemd; the packages' maintainer
 # scripts would still try to start mfsmaster / mfschunkserver through
 # invoke-rc.d.  A temporary /usr/sbin/policy-rc.d answering 101 ("action
 # forbidden") stops that; it is removed again afterwards (an existing one is
 # left as it was).
 set -euo pipefail
-PKGS=(moosefs-master moosefs-chunkserver moosefs-client moosefs-cli fio iproute2 util-linux fuse3)
+PKGS=(moosefs-master moosefs-chunkserver moosefs-client moosefs-cli fio iproute2 util-linux fuse3 linux-perf)
 missing=()
 for p in "${PKGS[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
